@@ -1,0 +1,31 @@
+"""Batched fixed-point solvers on torch tensors.
+
+Examples
+--------
+>>> import torch
+>>> from andersonn_lab.solvers import solve
+>>> result = solve(torch.cos, torch.zeros(2, 3, dtype=torch.float64), tol=1e-8)
+>>> result.all_converged
+True
+"""
+
+from . import problems
+from .anderson import Anderson
+from .api import SOLVERS, make_solver, solve
+from .base import FixedPointSolver, SolverState
+from .forward import ForwardIteration
+from .result import SolverResult, SolverWarning, Status
+
+__all__ = [
+    "SOLVERS",
+    "Anderson",
+    "FixedPointSolver",
+    "ForwardIteration",
+    "SolverResult",
+    "SolverState",
+    "SolverWarning",
+    "Status",
+    "make_solver",
+    "problems",
+    "solve",
+]

@@ -1,0 +1,259 @@
+"""Anderson extrapolation (type II) with an incrementally updated residual Gram matrix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ._checks import check_int, check_real
+from .base import FixedPointSolver, SolverState, maybe_any
+
+
+class Anderson(FixedPointSolver):
+    r"""Anderson extrapolation for batched fixed-point problems ``z = f(z)``.
+
+    Each step mixes the last ``m + 1`` iterates. With residuals ``g_i = f(z_i) − z_i``, the
+    weights ``α`` solve
+
+    .. math:: \min_\alpha \|\textstyle\sum_i \alpha_i g_i\|^2
+              + \lambda \textstyle\sum_i \alpha_i^2 \|g_i\|^2
+              \quad\text{subject to}\quad \textstyle\sum_i \alpha_i = 1,
+
+    per sample, and the next iterate is
+    ``z = Σ α_i [(1 − β) z_i + β f(z_i)] = Σ α_i f(z_i) − (1 − β) Σ α_i g_i``.
+    ``m = 0`` is forward iteration. On a linear map, Anderson with ``β = 1`` and a window
+    at least as large as the dimension reproduces GMRES (Walker & Ni 2011).
+
+    Implementation:
+
+    * history of ``f(z_i)`` and ``g_i`` in preallocated ``(B, m + 1, d)`` ring buffers;
+    * the Gram matrix ``G Gᵀ`` gains one row and column per step (``O(m·d)``), never rebuilt;
+    * the ridge is relative to each residual (the Gram diagonal is scaled by ``1 + lam``,
+      as in SciPy's ``anderson``), so ``lam`` means the same at every scale and at tight
+      tolerances, and small recent residuals are not swamped by large old ones;
+    * the small ``(m + 1)``-square system is solved in float64 for every sample at once;
+    * per-sample mixing weights, and optionally a per-sample ``beta``.
+
+    Safeguards, each counted in the result:
+
+    * an Anderson step whose residual is more than ``safeguard`` times that of the iterate
+      it started from is rejected: the next iterate is the plain damped step from there;
+    * a non-finite evaluation after an Anderson step, or a singular, non-finite or wild
+      (``Σ|α| > max_weight``) least-squares solution, restarts that sample's window;
+    * a sample whose residual is non-finite after a plain step, or grows by more than
+      ``divergence_factor``, stops with status ``"diverged"`` and a :class:`SolverWarning`.
+
+    Parameters
+    ----------
+    m:
+        Window: number of past residual differences used (``m + 1`` iterates are kept).
+    beta:
+        Mixing in ``(0, 2]``; a float or a ``(B,)`` tensor.
+    lam:
+        Relative ridge ``>= 0``.
+    safeguard:
+        Largest accepted growth factor of the residual after an Anderson step (``>= 1``);
+        ``math.inf`` accepts every step.
+    max_weight:
+        Restart when the mixing weights' absolute sum exceeds this.
+    **common:
+        ``tol``, ``max_iter``, ``stop_mode``, ``divergence_factor``, ``check_every``: see
+        :class:`~andersonn_lab.solvers.base.FixedPointSolver`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from andersonn_lab.solvers import Anderson
+    >>> result = Anderson(m=3, tol=1e-10).run(torch.cos, torch.zeros(4, 1, dtype=torch.float64))
+    >>> result.all_converged, result.nfe < 15
+    (True, True)
+    """
+
+    method = "anderson"
+
+    def __init__(
+        self,
+        *,
+        m: int = 5,
+        beta: float | torch.Tensor = 1.0,
+        lam: float = 1e-4,
+        tol: float = 1e-4,
+        max_iter: int = 50,
+        stop_mode: str = "rel",
+        safeguard: float = 10.0,
+        max_weight: float = 1e4,
+        divergence_factor: float = 1e6,
+        check_every: int | None = None,
+    ) -> None:
+        super().__init__(
+            beta=beta,
+            tol=tol,
+            max_iter=max_iter,
+            stop_mode=stop_mode,
+            divergence_factor=divergence_factor,
+            check_every=check_every,
+        )
+        self.m = check_int("m", m, minimum=0)
+        self.lam = check_real("lam", lam, low=0.0)
+        self.safeguard = check_real("safeguard", safeguard, low=1.0, allow_inf=True)
+        self.max_weight = check_real("max_weight", max_weight, low=1.0, allow_inf=True)
+
+    def settings(self) -> dict[str, Any]:
+        return {
+            "m": self.m,
+            "lam": self.lam,
+            "safeguard": self.safeguard,
+            "max_weight": self.max_weight,
+            **super().settings(),
+        }
+
+    # ------------------------------------------------------------------ hooks
+    def _start(self, state: SolverState, g: torch.Tensor) -> None:
+        batch, dim = state.z.shape
+        slots = self.m + 1
+        like = {"dtype": state.z.dtype, "device": state.z.device}
+        f_hist = torch.zeros(batch, slots, dim, **like)
+        g_hist = torch.zeros(batch, slots, dim, **like)
+        finite = torch.isfinite(state.abs_res)
+        f_hist[:, 0] = torch.where(finite[:, None], state.fz, 0)
+        g_hist[:, 0] = torch.where(finite[:, None], g, 0)
+        gram = torch.zeros(batch, slots, slots, dtype=torch.float64, device=state.z.device)
+        gram[:, 0, 0] = g_hist[:, 0].double().pow(2).sum(-1)
+        valid = torch.zeros(batch, slots, dtype=torch.bool, device=state.z.device)
+        valid[:, 0] = finite
+        zeros = torch.zeros(batch, dtype=torch.long, device=state.z.device)
+        state.extra.update(
+            f_hist=f_hist,
+            g_hist=g_hist,
+            gram=gram,
+            valid=valid,
+            slot=0,
+            filled=1,
+            base_slot=zeros,
+            base_res=state.abs_res,
+            from_mix=torch.zeros(batch, dtype=torch.bool, device=state.z.device),
+            alpha=torch.zeros(batch, slots, dtype=state.z.dtype, device=state.z.device),
+        )
+        self._set_plain(state, slot=0)
+
+    def _residual_into(
+        self, state: SolverState | None, z: torch.Tensor, fz: torch.Tensor
+    ) -> torch.Tensor:
+        if state is None:  # the evaluation at z0, before the buffers exist
+            return fz - z
+        ex = state.extra
+        slot = (ex["slot"] + 1) % (self.m + 1)
+        ex["slot"] = slot
+        ex["filled"] = min(ex["filled"] + 1, self.m + 1)
+        g = ex["g_hist"][:, slot]
+        torch.sub(fz, z, out=g)
+        ex["f_hist"][:, slot].copy_(fz)
+        return g
+
+    def _screen(self, state: SolverState, abs_res: torch.Tensor, crit: torch.Tensor):
+        ex = state.extra
+        finite = torch.isfinite(abs_res)
+        if maybe_any(~finite):  # keep the history finite: 0 · NaN would poison every mix
+            slot = ex["slot"]
+            for name in ("f_hist", "g_hist"):
+                buf = ex[name][:, slot]
+                buf.copy_(torch.where(finite[:, None], buf, 0))
+        bad = ~finite
+        if self.safeguard != float("inf"):
+            bad = bad | (abs_res > self.safeguard * ex["base_res"])
+        converged = finite & (crit <= self.tol)
+        rejected = ex["from_mix"] & state.active & ~converged & bad
+        state.n_rejected = state.n_rejected + rejected.long()
+        return rejected
+
+    def _prepare(self, state: SolverState, rejected: torch.Tensor | None) -> None:
+        ex = state.extra
+        slot, n = ex["slot"], ex["filled"]
+        g_hist, gram, valid = ex["g_hist"], ex["gram"], ex["valid"]
+        finite = torch.isfinite(state.abs_res)
+
+        # One new row and column of the Gram matrix: O(m·d).
+        column = torch.bmm(g_hist[:, :n], g_hist[:, slot, :, None]).squeeze(-1).double()
+        gram[:, slot, :n] = column
+        gram[:, :n, slot] = column
+        valid[:, slot] = finite
+
+        active = state.active
+        restart = rejected & ~finite  # non-finite after an Anderson step: keep only the base
+        accepted = active & ~rejected
+        ex["base_slot"] = torch.where(accepted, slot, ex["base_slot"])
+        ex["base_res"] = torch.where(accepted, state.abs_res, ex["base_res"])
+        base_hot = _one_hot(ex["base_slot"], self.m + 1)
+        valid.copy_(torch.where(restart[:, None], base_hot, valid))
+
+        alpha, solve_ok = self._mixing_weights(gram[:, :n, :n], valid[:, :n])
+        enough = valid[:, :n].sum(-1) >= 2
+        mixing = accepted & enough & solve_ok
+        fresh = accepted & enough & ~solve_ok  # singular or wild system: restart the window
+        valid.copy_(torch.where(fresh[:, None], base_hot, valid))
+        state.n_restarts = state.n_restarts + (restart | fresh).long()
+        ex["from_mix"] = mixing
+
+        dtype = state.z.dtype
+        plain = base_hot[:, :n].to(dtype)
+        coef_f = torch.where(mixing[:, None], alpha.to(dtype), plain)
+        coef_g = -(1 - state.beta) * coef_f
+        here = _one_hot(torch.full_like(ex["base_slot"], slot), n).to(dtype)
+        ex["coef_f"] = torch.where(active[:, None], coef_f, here)
+        ex["coef_g"] = torch.where(active[:, None], coef_g, -here)  # stopped: z = f(z) − g
+        ex["alpha"][:, :n] = torch.where(mixing[:, None], alpha.to(dtype), ex["alpha"][:, :n])
+
+    def _propose(self, state: SolverState) -> torch.Tensor:
+        ex = state.extra
+        n = ex["filled"]
+        coef_f, coef_g = ex["coef_f"], ex["coef_g"]
+        z = torch.bmm(coef_f[:, None, :], ex["f_hist"][:, :n])
+        if maybe_any(coef_g != 0):
+            z.baddbmm_(coef_g[:, None, :], ex["g_hist"][:, :n])
+        return z.squeeze(1)
+
+    def _result_extra(self, state: SolverState) -> dict[str, Any]:
+        ex = state.extra
+        n = ex["filled"]
+        gram, valid = ex["gram"][:, :n, :n].cpu(), ex["valid"][:, :n].cpu()
+        cond = torch.full((gram.shape[0],), float("inf"), dtype=torch.float64)
+        for i in range(gram.shape[0]):
+            keep = valid[i].nonzero().squeeze(-1)
+            if keep.numel() == 0:
+                continue
+            eig = torch.linalg.eigvalsh(gram[i][keep][:, keep])
+            if bool(torch.isfinite(eig).all()) and float(eig[0]) > 0:
+                cond[i] = eig[-1] / eig[0]
+        return {"alpha": ex["alpha"].cpu(), "gram_cond": cond}
+
+    # ---------------------------------------------------------------- helpers
+    def _set_plain(self, state: SolverState, slot: int) -> None:
+        """Coefficients of the plain damped step from ``slot`` (stopped samples stay put)."""
+        ex = state.extra
+        batch = state.z.shape[0]
+        hot = torch.zeros(batch, 1, dtype=state.z.dtype, device=state.z.device)
+        hot[:, 0] = 1
+        active = state.active[:, None]
+        ex["coef_f"] = hot
+        ex["coef_g"] = torch.where(active, -(1 - state.beta) * hot, -hot)
+
+    def _mixing_weights(
+        self, gram: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Solve the constrained least squares for every sample; return ``(α, ok)``."""
+        pair = valid[:, :, None] & valid[:, None, :]
+        system = torch.where(pair, gram, 0.0)
+        # Relative ridge: each squared residual norm on the diagonal grows by a factor 1 + lam.
+        diag = gram.diagonal(dim1=1, dim2=2)
+        system = system + torch.diag_embed(torch.where(valid, self.lam * diag, 1.0))
+        rhs = valid.double()
+        y, info = torch.linalg.solve_ex(system, rhs[..., None], check_errors=False)
+        y = y.squeeze(-1)
+        alpha = y / y.sum(-1, keepdim=True)
+        ok = (info == 0) & torch.isfinite(alpha).all(-1) & (alpha.abs().sum(-1) <= self.max_weight)
+        return torch.where(ok[:, None], alpha, 0.0), ok
+
+
+def _one_hot(index: torch.Tensor, size: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(index, size).bool()

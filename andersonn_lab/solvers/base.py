@@ -1,0 +1,398 @@
+"""The machinery every fixed-point solver shares: state, stopping, statistics, ``run``.
+
+A solver subclass supplies two things: how to propose the next iterate from the state
+(:meth:`FixedPointSolver._propose`) and what to do once ``f`` has been evaluated there
+(:meth:`FixedPointSolver._prepare`, plus the optional hooks around them).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ._checks import check_beta, check_int, check_real, check_stop_mode
+from .result import SolverResult, SolverWarning, Status
+
+REL_EPS = 1e-5
+"""Added to ``‖f(z)‖`` in the relative residual, so that a fixed point at 0 is reachable."""
+
+Fn = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class SolverState:
+    """Everything a solve carries from one step to the next.
+
+    Flat tensors are ``(B, d)`` views of the caller's ``(B, ...)`` tensors. Attributes
+    documented here are stable and may be read by callbacks; others are private.
+
+    Attributes
+    ----------
+    z, fz:
+        The latest iterate where ``f`` was evaluated, and ``f`` there (``(B, d)``).
+    abs_res, rel_res:
+        ``(B,)`` residuals at ``z``.
+    active:
+        ``(B,)`` bool, samples still iterating.
+    status:
+        ``(B,)`` :class:`Status` codes.
+    iteration, nfe:
+        Steps taken and calls to ``f`` so far.
+    """
+
+    shape: torch.Size
+    z: torch.Tensor
+    fz: torch.Tensor
+    abs_res: torch.Tensor
+    rel_res: torch.Tensor
+    beta: torch.Tensor
+    active: torch.Tensor
+    status: torch.Tensor
+    best_z: torch.Tensor
+    best_crit: torch.Tensor
+    abs0: torch.Tensor
+    n_steps: torch.Tensor
+    n_rejected: torch.Tensor
+    n_restarts: torch.Tensor
+    iteration: int = 0
+    nfe: int = 0
+    abs_trace: list[torch.Tensor] = field(default_factory=list)
+    rel_trace: list[torch.Tensor] = field(default_factory=list)
+    timer: _StepTimer | None = None
+    finished: bool = False
+    stop_requested: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _StepTimer:
+    """Wall time per step: ``perf_counter`` on the CPU, CUDA events on a GPU (no sync)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.cuda = device.type == "cuda"
+        self.marks: list[Any] = []
+        self.mark()
+
+    def mark(self) -> None:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def durations(self) -> torch.Tensor:
+        if self.cuda:
+            if self.marks:
+                self.marks[-1].synchronize()
+            values = [
+                a.elapsed_time(b) / 1000.0
+                for a, b in zip(self.marks[:-1], self.marks[1:], strict=True)
+            ]
+        else:
+            values = [b - a for a, b in zip(self.marks[:-1], self.marks[1:], strict=True)]
+        return torch.tensor(values, dtype=torch.float64)
+
+
+def maybe_any(mask: torch.Tensor) -> bool:
+    """Whether any element of ``mask`` is set, without a device synchronisation.
+
+    On the CPU this is exact; elsewhere it answers True, so that callers take the general
+    path instead of waiting for the device.
+    """
+    if mask.device.type == "cpu":
+        return bool(mask.any())
+    return True
+
+
+class FixedPointSolver:
+    """Base class of the batched solvers for ``z = f(z)``.
+
+    Parameters
+    ----------
+    beta:
+        Mixing (damping) in ``(0, 2]``; a float or one value per sample.
+    tol:
+        Stopping tolerance on the residual chosen by ``stop_mode``, judged per sample.
+    max_iter:
+        Largest number of steps (each step calls ``f`` once).
+    stop_mode:
+        ``"rel"``: ``‖f(z) − z‖ / (‖f(z)‖ + 1e-5)``; ``"abs"``: ``‖f(z) − z‖``.
+    divergence_factor:
+        A sample whose absolute residual exceeds this multiple of its initial residual, or
+        becomes non-finite, is marked diverged and stops.
+    check_every:
+        How often :meth:`done` asks the device whether all samples have stopped. Default:
+        every step on the CPU, every 4 steps on a GPU (avoids a host-device sync per step;
+        samples that stopped stay frozen in between).
+    """
+
+    method = "base"
+
+    def __init__(
+        self,
+        *,
+        beta: float | torch.Tensor = 1.0,
+        tol: float = 1e-4,
+        max_iter: int = 50,
+        stop_mode: str = "rel",
+        divergence_factor: float = 1e6,
+        check_every: int | None = None,
+    ) -> None:
+        self.beta = check_beta(beta)
+        self.tol = check_real("tol", tol, low=0.0, low_open=True)
+        self.max_iter = check_int("max_iter", max_iter, minimum=1)
+        self.stop_mode = check_stop_mode(stop_mode)
+        self.divergence_factor = check_real(
+            "divergence_factor", divergence_factor, low=1.0, low_open=True, allow_inf=True
+        )
+        self.check_every = (
+            None if check_every is None else check_int("check_every", check_every, minimum=1)
+        )
+
+    # ----------------------------------------------------------------- public API
+    def settings(self) -> dict[str, Any]:
+        """The solver's settings, as given."""
+        beta = self.beta.tolist() if isinstance(self.beta, torch.Tensor) else self.beta
+        return {
+            "beta": beta,
+            "tol": self.tol,
+            "max_iter": self.max_iter,
+            "stop_mode": self.stop_mode,
+            "divergence_factor": self.divergence_factor,
+            "check_every": self.check_every,
+        }
+
+    def init(self, f: Fn, z0: torch.Tensor) -> SolverState:
+        """Evaluate ``f`` at ``z0`` and return the starting state.
+
+        Parameters
+        ----------
+        f:
+            Batched map taking and returning tensors shaped like ``z0``.
+        z0:
+            ``(B, ...)`` floating-point starting point; the first dimension is the batch.
+        """
+        if not isinstance(z0, torch.Tensor):
+            raise ValueError(f"z0 must be a torch.Tensor, got {type(z0).__name__}")
+        if z0.ndim < 1 or z0.shape[0] == 0 or z0.numel() == 0:
+            raise ValueError(
+                f"z0 must have a non-empty batch dimension, got shape {tuple(z0.shape)}"
+            )
+        if not torch.is_floating_point(z0):
+            raise ValueError(f"z0 must be a floating-point tensor, got {z0.dtype}")
+        if not bool(torch.isfinite(z0).all()):
+            raise ValueError("z0 contains NaN or infinite values")
+        batch = z0.shape[0]
+        beta = check_beta(self.beta, batch)
+        beta = torch.as_tensor(beta, dtype=z0.dtype, device=z0.device).reshape(-1, 1)
+        beta = beta.expand(batch, 1).contiguous()
+        z = z0.detach().reshape(batch, -1).clone()
+        timer = _StepTimer(z.device)
+        fz = self._call(f, z, z0.shape)
+        g = self._residual_into(None, z, fz)
+        abs_res, rel_res = self._norms(g, fz)
+        crit = rel_res if self.stop_mode == "rel" else abs_res
+        finite = torch.isfinite(crit)
+        converged = finite & (crit <= self.tol)
+        status = torch.full((batch,), int(Status.RUNNING), dtype=torch.int8, device=z.device)
+        status = torch.where(converged, int(Status.CONVERGED), status)
+        status = torch.where(~finite, int(Status.DIVERGED), status)
+        zeros = torch.zeros(batch, dtype=torch.long, device=z.device)
+        state = SolverState(
+            shape=z0.shape,
+            z=z,
+            fz=fz,
+            abs_res=abs_res,
+            rel_res=rel_res,
+            beta=beta,
+            active=finite & ~converged,
+            status=status,
+            best_z=z,
+            best_crit=torch.where(finite, crit, torch.inf),
+            abs0=abs_res,
+            n_steps=zeros,
+            n_rejected=zeros.clone(),
+            n_restarts=zeros.clone(),
+            nfe=1,
+            timer=timer,
+        )
+        state.abs_trace.append(_finite_or_inf(abs_res))
+        state.rel_trace.append(_finite_or_inf(rel_res))
+        self._start(state, g)
+        timer.mark()
+        return state
+
+    def step(self, f: Fn, state: SolverState) -> SolverState:
+        """Take one step: propose an iterate, evaluate ``f`` there, update the state."""
+        if state.iteration >= self.max_iter:
+            raise RuntimeError(f"max_iter={self.max_iter} steps already taken; call result()")
+        z = self._propose(state)
+        fz = self._call(f, z, state.shape)
+        g = self._residual_into(state, z, fz)
+        abs_res, rel_res = self._norms(g, fz)
+        crit = rel_res if self.stop_mode == "rel" else abs_res
+        state.iteration += 1
+        state.nfe += 1
+        rejected = self._screen(state, abs_res, crit)
+        self._bookkeep(state, z, fz, abs_res, rel_res, crit, rejected)
+        self._prepare(state, rejected)
+        state.finished = False
+        state.timer.mark()
+        return state
+
+    def done(self, state: SolverState) -> bool:
+        """Whether the solve is over: every sample stopped, ``max_iter`` reached, or stopped."""
+        if state.finished or state.stop_requested or state.iteration >= self.max_iter:
+            state.finished = True
+            return True
+        every = self.check_every or (1 if state.z.device.type == "cpu" else 4)
+        if state.iteration % every == 0 and not bool(state.active.any()):
+            state.finished = True
+        return state.finished
+
+    def result(self, state: SolverState) -> SolverResult:
+        """Package the state as a :class:`SolverResult` (warns if samples diverged)."""
+        status = state.status.clone()
+        running = status == int(Status.RUNNING)
+        if state.iteration >= self.max_iter:
+            status[running] = int(Status.MAX_ITER)
+        else:
+            status[running] = int(Status.STOPPED)
+        status = status.cpu()
+        diverged = int((status == int(Status.DIVERGED)).sum())
+        if diverged:
+            warnings.warn(
+                f"{self.method}: {diverged} of {status.numel()} samples diverged (residual "
+                f"non-finite or grown over {self.divergence_factor:g}x its initial value); "
+                "their best iterate is returned",
+                SolverWarning,
+                stacklevel=2,
+            )
+        extra = self._result_extra(state)
+        return SolverResult(
+            z=state.best_z.reshape(state.shape),
+            converged=status == int(Status.CONVERGED),
+            status=status,
+            nfe=state.nfe,
+            n_iter=state.iteration,
+            n_steps=state.n_steps.cpu(),
+            abs_residuals=torch.stack(state.abs_trace).cpu(),
+            rel_residuals=torch.stack(state.rel_trace).cpu(),
+            residual=state.best_crit.cpu(),
+            times=state.timer.durations()[1:],
+            n_rejected=state.n_rejected.cpu(),
+            n_restarts=state.n_restarts.cpu(),
+            method=self.method,
+            settings=self.settings(),
+            **extra,
+        )
+
+    def run(
+        self,
+        f: Fn,
+        z0: torch.Tensor,
+        callback: Callable[[SolverState], bool | None] | None = None,
+    ) -> SolverResult:
+        """Solve ``z = f(z)`` from ``z0``.
+
+        Parameters
+        ----------
+        callback:
+            Called with the state after the initial evaluation and after every step; return
+            True to stop early (the samples still running get status ``"stopped"``).
+        """
+        state = self.init(f, z0)
+        if callback is not None and callback(state):
+            state.stop_requested = True
+        while not self.done(state):
+            self.step(f, state)
+            if callback is not None and callback(state):
+                state.stop_requested = True
+        return self.result(state)
+
+    # ------------------------------------------------------------- subclass hooks
+    def _start(self, state: SolverState, g: torch.Tensor) -> None:
+        """Set up method-specific state after the evaluation at ``z0``."""
+
+    def _propose(self, state: SolverState) -> torch.Tensor:
+        """Return the next iterate as a new ``(B, d)`` tensor; stopped samples keep ``z``."""
+        raise NotImplementedError
+
+    def _residual_into(
+        self, state: SolverState | None, z: torch.Tensor, fz: torch.Tensor
+    ) -> torch.Tensor:
+        """Return ``fz − z`` (subclasses may write it straight into their history)."""
+        return fz - z
+
+    def _screen(self, state: SolverState, abs_res: torch.Tensor, crit: torch.Tensor):
+        """Return a ``(B,)`` mask of evaluations to reject, or None."""
+        return None
+
+    def _prepare(self, state: SolverState, rejected: torch.Tensor | None) -> None:
+        """Get ready for the next :meth:`_propose`."""
+
+    def _result_extra(self, state: SolverState) -> dict[str, Any]:
+        return {}
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _call(f: Fn, z: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        out = f(z.reshape(shape))
+        if not isinstance(out, torch.Tensor):
+            raise ValueError(f"f must return a torch.Tensor, got {type(out).__name__}")
+        if out.shape != shape:
+            raise ValueError(f"f returned shape {tuple(out.shape)} for z of shape {tuple(shape)}")
+        if out.dtype != z.dtype:
+            raise ValueError(f"f returned dtype {out.dtype} for z of dtype {z.dtype}")
+        return out.detach().reshape(z.shape)
+
+    @staticmethod
+    def _norms(g: torch.Tensor, fz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        abs_res = torch.linalg.vector_norm(g, dim=1)
+        rel_res = abs_res / (torch.linalg.vector_norm(fz, dim=1) + REL_EPS)
+        return abs_res, rel_res
+
+    def _bookkeep(
+        self,
+        state: SolverState,
+        z: torch.Tensor,
+        fz: torch.Tensor,
+        abs_res: torch.Tensor,
+        rel_res: torch.Tensor,
+        crit: torch.Tensor,
+        rejected: torch.Tensor | None,
+    ) -> None:
+        active = state.active
+        finite = torch.isfinite(crit)
+        improved = active & finite & (crit < state.best_crit)
+        if maybe_any(improved):
+            # Iterates are never modified after they are proposed, so the best one can be
+            # kept by reference when every sample improved (the common case on the CPU).
+            if z.device.type == "cpu" and bool(improved.all()):
+                state.best_z = z
+            else:
+                state.best_z = torch.where(improved[:, None], z, state.best_z)
+            state.best_crit = torch.where(improved, crit, state.best_crit)
+        converged = active & finite & (crit <= self.tol)
+        blown = ~finite | (abs_res > self.divergence_factor * state.abs0)
+        if rejected is not None:
+            blown = blown & ~rejected
+        diverged = active & ~converged & blown
+        state.n_steps = state.n_steps + active.long()
+        state.status = torch.where(converged, int(Status.CONVERGED), state.status)
+        state.status = torch.where(diverged, int(Status.DIVERGED), state.status)
+        state.active = active & ~converged & ~diverged
+        abs_kept = torch.where(active, _finite_or_inf(abs_res), state.abs_trace[-1])
+        rel_kept = torch.where(active, _finite_or_inf(rel_res), state.rel_trace[-1])
+        state.abs_trace.append(abs_kept)
+        state.rel_trace.append(rel_kept)
+        state.z, state.fz, state.abs_res, state.rel_res = z, fz, abs_res, rel_res
+
+
+def _finite_or_inf(x: torch.Tensor) -> torch.Tensor:
+    return torch.nan_to_num(x, nan=torch.inf)
