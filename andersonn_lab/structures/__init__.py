@@ -1,0 +1,37 @@
+"""Structures to atom-bond networks (:mod:`networkx` graphs) and node-neighbour images.
+
+* :func:`from_smiles`, :func:`from_mol`, :func:`read_molecules` -- molecules through RDKit.
+* :func:`from_atoms`, :func:`to_atoms` -- crystals, MOFs and ASE molecules through ASE.
+* :func:`read_structure` -- any supported file, chosen by its name.
+* :func:`node_neighbor_image`, :func:`image_atom_order`, :func:`pixel_atoms` -- images.
+"""
+
+from .crystals import from_atoms, to_atoms
+from .errors import ImageOverflowWarning, StructureError
+from .graph import (
+    canonical_order,
+    canonical_ranks,
+    coordination_numbers,
+    read_molecules,
+    read_structure,
+)
+from .images import CHANNELS, image_atom_order, node_neighbor_image, pixel_atoms
+from .molecules import from_mol, from_smiles
+
+__all__ = [
+    "CHANNELS",
+    "ImageOverflowWarning",
+    "StructureError",
+    "canonical_order",
+    "canonical_ranks",
+    "coordination_numbers",
+    "from_atoms",
+    "from_mol",
+    "from_smiles",
+    "image_atom_order",
+    "node_neighbor_image",
+    "pixel_atoms",
+    "read_molecules",
+    "read_structure",
+    "to_atoms",
+]

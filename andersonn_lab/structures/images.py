@@ -1,0 +1,279 @@
+"""Node-neighbour images: fixed-size, atom-order-invariant tensors made from atom-bond networks.
+
+See ``docs/node_neighbor_images.md`` for the full definition; :func:`node_neighbor_image`
+summarises it.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Literal
+
+import networkx as nx
+import numpy as np
+import torch
+
+from .errors import ImageOverflowWarning, StructureError
+from .graph import (
+    BondInstance,
+    _atomic_number,
+    bond_instances,
+    canonical_order,
+    canonical_ranks,
+    describe,
+)
+
+__all__ = [
+    "CHANNELS",
+    "DISTANCE_SCALE",
+    "image_atom_order",
+    "node_neighbor_image",
+    "pixel_atoms",
+]
+
+Encoding = Literal["adjacency", "neighbors"]
+Overflow = Literal["crop", "error"]
+
+DISTANCE_SCALE = 1.5
+"""Length scale (A) of the distance term ``exp(-d / DISTANCE_SCALE)``."""
+
+MAX_Z = 118.0
+MAX_BOND_ORDER = 3.0
+
+CHANNELS: dict[str, tuple[str, ...]] = {
+    "adjacency": ("atomic_number", "bond_order", "distance"),
+    "neighbors": ("atomic_number", "distance", "bond_order"),
+}
+"""Channel names of each encoding, in channel order."""
+
+
+def image_atom_order(graph: nx.Graph, size: int | None = None) -> list[Any]:
+    """Return the graph's atoms in image-row order (canonical breadth-first order).
+
+    Parameters
+    ----------
+    graph:
+        An atom-bond network.
+    size:
+        If given, only the first ``size`` atoms (those that fit in a ``size x size`` image).
+
+    Returns
+    -------
+    list
+        Graph nodes; row ``r`` of an image describes ``order[r]``.
+
+    Examples
+    --------
+    >>> from andersonn_lab.structures import from_smiles
+    >>> image_atom_order(from_smiles("CCO"))
+    [2, 1, 0]
+    """
+    order = canonical_order(graph)
+    return order if size is None else order[:size]
+
+
+def node_neighbor_image(
+    graph: nx.Graph,
+    *,
+    encoding: Encoding = "adjacency",
+    size: int = 32,
+    k: int | None = None,
+    on_overflow: Overflow = "crop",
+) -> torch.Tensor:
+    """Turn an atom-bond network into a node-neighbour image of shape ``(3, size, size)``.
+
+    Rows are atoms in canonical order (:func:`image_atom_order`): breadth-first from the
+    heaviest atom, ties broken by colour-refinement ranks, so the image does not depend on the
+    order in which the input listed its atoms. Rows/columns beyond the atom count are zero.
+    Unknown bond orders count as 1 (single); unknown distances give 0 in distance channels.
+    A bond "instance" is one periodic image of a bond (molecules: one per bond).
+
+    ``encoding="adjacency"`` (pixel ``[c, r, s]`` relates atoms ``order[r]`` and ``order[s]``):
+
+    0. ``Z / 118`` on the diagonal (``r == s``), 0 elsewhere.
+    1. ``sum(bond order) / 3`` over the bond instances between the two atoms (diagonal: bonds
+       of the atom to its own periodic images, each neighbour counted); 0 if not bonded.
+    2. ``sum(exp(-d / 1.5 A))`` over the same bond instances; 0 if not bonded.
+
+    ``encoding="neighbors"`` (pixel ``[c, r, s]``: atom ``order[r]`` for ``s == 0``, else its
+    ``s``-th nearest bond instance; instances sorted by distance, then by decreasing bond
+    order, then by the neighbour's canonical rank; at most ``k`` columns of neighbours):
+
+    0. ``Z / 118`` of the atom (``s == 0``) or of the neighbour.
+    1. ``exp(-d / 1.5 A)``: 1 for ``s == 0`` (d = 0), then per neighbour.
+    2. ``bond order / 3`` of the neighbour's bond (0 for ``s == 0``).
+
+    Parameters
+    ----------
+    graph:
+        An atom-bond network from this package.
+    encoding:
+        ``"adjacency"`` or ``"neighbors"``.
+    size:
+        Image height and width (atoms per image).
+    k:
+        Neighbour columns for ``"neighbors"`` (``0 <= k <= size - 1``; default ``size - 1``).
+        Further neighbours are dropped (farthest first) without a warning.
+    on_overflow:
+        More than ``size`` atoms: ``"crop"`` keeps the first ``size`` atoms of the canonical
+        order and warns with :class:`ImageOverflowWarning`; ``"error"`` raises
+        :class:`StructureError`.
+
+    Returns
+    -------
+    torch.Tensor
+        ``float32`` tensor of shape ``(3, size, size)``.
+
+    Raises
+    ------
+    StructureError
+        Empty graph, or overflow with ``on_overflow="error"``.
+    ValueError
+        Bad ``encoding``, ``size``, ``k`` or ``on_overflow``.
+
+    Examples
+    --------
+    >>> from andersonn_lab.structures import from_smiles
+    >>> img = node_neighbor_image(from_smiles("c1ccccc1"), size=8)
+    >>> tuple(img.shape), float(img[1, 0, 1])
+    ((3, 8, 8), 0.5)
+    """
+    _check_args(encoding, size, k, on_overflow)
+    nodes, inst = bond_instances(graph)
+    node_ranks = canonical_ranks(graph)
+    order = _ordered_rows(graph, node_ranks, size, on_overflow)
+    index = {node: p for p, node in enumerate(nodes)}
+    rows = [index[node] for node in order]
+    z = np.array([_atomic_number(graph.nodes[node]) for node in nodes], dtype=np.float64)
+    img = np.zeros((3, size, size), dtype=np.float32)
+    if encoding == "adjacency":
+        _fill_adjacency(img, rows, z, inst)
+    else:
+        ranks = [node_ranks[node] for node in nodes]
+        kk = size - 1 if k is None else k
+        for r, p in enumerate(rows):
+            neigh = _sorted_neighbours(inst[p], ranks)[:kk]
+            img[0, r, 0] = z[p] / MAX_Z
+            img[1, r, 0] = 1.0
+            for c, (q, d, o) in enumerate(neigh, start=1):
+                img[0, r, c] = z[q] / MAX_Z
+                img[1, r, c] = 0.0 if d is None else math.exp(-d / DISTANCE_SCALE)
+                img[2, r, c] = o / MAX_BOND_ORDER
+    return torch.from_numpy(img)
+
+
+def pixel_atoms(
+    graph: nx.Graph,
+    row: int,
+    col: int,
+    *,
+    encoding: Encoding = "adjacency",
+    size: int = 32,
+    k: int | None = None,
+) -> tuple[Any, Any] | None:
+    """Name the atoms a pixel of :func:`node_neighbor_image` encodes.
+
+    Parameters
+    ----------
+    graph:
+        The graph the image was made from.
+    row, col:
+        Pixel position (any channel).
+    encoding, size, k:
+        As passed to :func:`node_neighbor_image`.
+
+    Returns
+    -------
+    tuple or None
+        ``(atom, other)`` graph nodes: for ``"adjacency"`` the atom pair of row and column
+        (equal on the diagonal); for ``"neighbors"`` the row's atom and its ``col``-th nearest
+        neighbour (``col == 0``: the atom itself; a periodic self-image gives the atom again).
+        None for padding pixels.
+
+    Examples
+    --------
+    >>> from andersonn_lab.structures import from_smiles
+    >>> pixel_atoms(from_smiles("CCO"), 0, 1)
+    (2, 1)
+    """
+    _check_args(encoding, size, k, "crop")
+    if not (0 <= row < size and 0 <= col < size):
+        raise ValueError(f"pixel ({row}, {col}) outside a {size}x{size} image")
+    node_ranks = canonical_ranks(graph)
+    order = canonical_order(graph, node_ranks)[:size]
+    if row >= len(order):
+        return None
+    if encoding == "adjacency":
+        return None if col >= len(order) else (order[row], order[col])
+    if col == 0:
+        return (order[row], order[row])
+    nodes, inst = bond_instances(graph)
+    index = {node: p for p, node in enumerate(nodes)}
+    ranks = [node_ranks[node] for node in nodes]
+    kk = size - 1 if k is None else k
+    neigh = _sorted_neighbours(inst[index[order[row]]], ranks)[:kk]
+    if col > len(neigh):
+        return None
+    return (order[row], nodes[neigh[col - 1][0]])
+
+
+def _check_args(encoding: str, size: int, k: int | None, on_overflow: str) -> None:
+    if encoding not in CHANNELS:
+        raise ValueError(f"encoding must be one of {sorted(CHANNELS)}, got {encoding!r}")
+    if not isinstance(size, int) or size < 1:
+        raise ValueError(f"size must be a positive integer, got {size!r}")
+    if k is not None and not 0 <= k <= size - 1:
+        raise ValueError(f"k must be between 0 and size - 1 = {size - 1}, got {k!r}")
+    if on_overflow not in ("crop", "error"):
+        raise ValueError(f"on_overflow must be 'crop' or 'error', got {on_overflow!r}")
+
+
+def _ordered_rows(graph: nx.Graph, ranks: dict[Any, int], size: int, on_overflow: str) -> list[Any]:
+    if not ranks:
+        raise StructureError(f"{describe(graph)}: the graph has no atoms")
+    order = canonical_order(graph, ranks)
+    n = len(order)
+    if n > size:
+        message = (
+            f"{describe(graph)}: {n} atoms do not fit in a {size}x{size} image; "
+            f"{n - size} atoms dropped (kept the first {size} of the canonical order)"
+        )
+        if on_overflow == "error":
+            raise StructureError(message)
+        warnings.warn(message, ImageOverflowWarning, stacklevel=3)
+        order = order[:size]
+    return order
+
+
+def _fill_adjacency(
+    img: np.ndarray, rows: list[int], z: np.ndarray, inst: list[list[BondInstance]]
+) -> None:
+    n = len(rows)
+    pos = np.full(len(z), -1, dtype=np.int64)
+    pos[rows] = np.arange(n)
+    diag = np.arange(n)
+    img[0, diag, diag] = z[rows] / MAX_Z
+    r_idx: list[int] = []
+    c_idx: list[int] = []
+    orders: list[float] = []
+    dists: list[float] = []
+    for r, p in enumerate(rows):
+        for q, d, o in inst[p]:
+            c = pos[q]
+            if c >= 0:
+                r_idx.append(r)
+                c_idx.append(int(c))
+                orders.append(o)
+                dists.append(math.nan if d is None else d)
+    if not r_idx:
+        return
+    ri = np.asarray(r_idx)
+    ci = np.asarray(c_idx)
+    dist = np.asarray(dists)
+    np.add.at(img[1], (ri, ci), np.asarray(orders) / MAX_BOND_ORDER)
+    np.add.at(img[2], (ri, ci), np.where(np.isnan(dist), 0.0, np.exp(-dist / DISTANCE_SCALE)))
+
+
+def _sorted_neighbours(inst: list[BondInstance], ranks: list[int]) -> list[BondInstance]:
+    return sorted(inst, key=lambda t: (math.inf if t[1] is None else t[1], -t[2], ranks[t[0]]))
