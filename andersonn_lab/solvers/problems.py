@@ -282,7 +282,8 @@ def tanh_layer(
                 break
             slope = 1 - fz**2
             jac = eye - slope[:, :, None] * weight64
-            z = z - torch.linalg.solve(jac, residual[..., None]).squeeze(-1) * -1
+            # Newton on z − f(z) = 0, whose Jacobian is I − diag(1 − f²) W.
+            z = z + torch.linalg.solve(jac, residual[..., None]).squeeze(-1)
         return _finish(z.to(dtype), device)
 
     return FixedPointProblem(
@@ -381,8 +382,9 @@ def conv_cell(
     contractive (few iterations); larger values (for example 0.05) behave more like a
     trained cell and need many more. ``f`` runs under ``torch.no_grad()``.
     """
-    torch.manual_seed(check_int("seed", seed, minimum=0))
-    cell = ConvCell(channels, hidden, weight_std=weight_std).to(dtype=dtype, device=device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(check_int("seed", seed, minimum=0))
+        cell = ConvCell(channels, hidden, weight_std=weight_std).to(dtype=dtype, device=device)
     cell.eval()
     gen = _generator(seed + 1)
     x = torch.randn(batch, channels, size, size, generator=gen, dtype=dtype).to(device)
