@@ -4,6 +4,7 @@
 * :func:`from_atoms`, :func:`to_atoms` -- crystals, MOFs and ASE molecules through ASE.
 * :func:`read_structure` -- any supported file, chosen by its name.
 * :func:`node_neighbor_image`, :func:`image_atom_order`, :func:`pixel_atoms` -- images.
+* :func:`largest_cavity_diameter` -- pore size of a periodic structure.
 """
 
 from .crystals import from_atoms, to_atoms
@@ -17,6 +18,7 @@ from .graph import (
 )
 from .images import CHANNELS, image_atom_order, node_neighbor_image, pixel_atoms
 from .molecules import from_mol, from_smiles
+from .pores import largest_cavity_diameter
 
 __all__ = [
     "CHANNELS",
@@ -29,6 +31,7 @@ __all__ = [
     "from_mol",
     "from_smiles",
     "image_atom_order",
+    "largest_cavity_diameter",
     "node_neighbor_image",
     "pixel_atoms",
     "read_molecules",
