@@ -1,0 +1,54 @@
+"""Deep equilibrium models: the implicit layer, cells, an image classifier and its training.
+
+* :class:`DEQLayer` -- ``z* = f(z*, x)`` solved by :mod:`andersonn_lab.solvers`, with
+  implicit, phantom or one-step gradients and per-call solver statistics.
+* :class:`ResNetCell`, :class:`TanhCell` -- cells ``f(z, x)``.
+* :class:`DEQClassifier` -- stem, DEQ, pooled linear head.
+* :func:`train`, :func:`evaluate`, :func:`predict` -- training (resumable, checkpointed),
+  evaluation and inference; :mod:`andersonn_lab.deq.cli` holds the command-line handlers.
+
+Examples
+--------
+>>> import torch
+>>> from andersonn_lab.deq import DEQLayer, TanhCell
+>>> layer = DEQLayer(TanhCell(4), forward_solver={"method": "anderson", "m": 3, "tol": 1e-6})
+>>> z = layer(torch.randn(2, 4))
+>>> layer.last_stats.forward.all_converged
+True
+"""
+
+from .cells import ResNetCell, TanhCell
+from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from .classifier import DEQClassifier
+from .gradients import GRADIENTS
+from .layer import SOLVER_KEYS, DEQLayer, DEQStats, SolveStats
+from .train import (
+    NonFiniteLossError,
+    SolverStatsCollector,
+    TrainResult,
+    evaluate,
+    plot_history,
+    predict,
+    train,
+)
+
+__all__ = [
+    "GRADIENTS",
+    "SOLVER_KEYS",
+    "CheckpointError",
+    "DEQClassifier",
+    "DEQLayer",
+    "DEQStats",
+    "NonFiniteLossError",
+    "ResNetCell",
+    "SolveStats",
+    "SolverStatsCollector",
+    "TanhCell",
+    "TrainResult",
+    "evaluate",
+    "load_checkpoint",
+    "plot_history",
+    "predict",
+    "save_checkpoint",
+    "train",
+]

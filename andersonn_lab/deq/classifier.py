@@ -1,0 +1,159 @@
+"""A deep equilibrium image classifier for node-neighbour images."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from .cells import ResNetCell
+from .layer import DEQLayer
+
+__all__ = ["INITS", "DEQClassifier"]
+
+INITS = ("zeros", "x")
+"""Initial states of the fixed-point solve: zeros, or the injection ``x`` itself."""
+
+
+class DEQClassifier(nn.Module):
+    """Stem → DEQ with a GroupNorm ResNet cell → pooled linear head → class logits.
+
+    * stem: 3×3 convolution ``in_channels → channels`` and GroupNorm, giving the injection
+      ``x``;
+    * DEQ: ``z* = f(z*, x)`` with :class:`~andersonn_lab.deq.cells.ResNetCell`, solved from
+      zeros or from ``x`` (``init``);
+    * head: average pooling to ``pool × pool``, flatten, linear layer to ``num_classes``.
+
+    Parameters
+    ----------
+    in_channels:
+        Image channels (3 for node-neighbour images).
+    num_classes:
+        Number of classes.
+    channels, hidden, groups, weight_std, weight_norm:
+        Cell architecture, see :class:`~andersonn_lab.deq.cells.ResNetCell`.
+    init:
+        ``"zeros"`` or ``"x"``: where the forward solve starts.
+    pool:
+        Side of the pooled feature map fed to the linear head (keeps coarse row/column
+        position, which in a node-neighbour image means atom rank).
+    forward_solver, backward_solver, gradient, phantom_steps, phantom_damping:
+        Passed to :class:`~andersonn_lab.deq.layer.DEQLayer`.
+
+    Examples
+    --------
+    >>> model = DEQClassifier(3, 2, channels=8, hidden=8, groups=4, pool=2)
+    >>> logits = model(torch.rand(5, 3, 8, 8))
+    >>> tuple(logits.shape), model.deq.last_stats.forward.batch_size
+    ((5, 2), 5)
+    >>> DEQClassifier.from_config(model.config).config == model.config
+    True
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        num_classes: int = 2,
+        *,
+        channels: int = 48,
+        hidden: int = 64,
+        groups: int = 8,
+        weight_std: float = 0.01,
+        weight_norm: bool = False,
+        init: str = "zeros",
+        pool: int = 4,
+        forward_solver: Mapping[str, Any] | None = None,
+        backward_solver: Mapping[str, Any] | None = None,
+        gradient: str = "implicit",
+        phantom_steps: int = 5,
+        phantom_damping: float = 0.8,
+    ) -> None:
+        super().__init__()
+        for name, value in (("in_channels", in_channels), ("num_classes", num_classes)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {INITS}, got {init!r}")
+        if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
+            raise ValueError(f"pool must be a positive integer, got {pool!r}")
+        cell = ResNetCell(channels, hidden, groups, weight_std, weight_norm)
+        self._arch = {
+            "in_channels": in_channels,
+            "num_classes": num_classes,
+            "channels": channels,
+            "hidden": hidden,
+            "groups": groups,
+            "weight_std": float(weight_std),
+            "weight_norm": bool(weight_norm),
+            "init": init,
+            "pool": pool,
+        }
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+            nn.GroupNorm(groups, channels),
+        )
+        self.deq = DEQLayer(
+            cell,
+            forward_solver=forward_solver,
+            backward_solver=backward_solver,
+            gradient=gradient,
+            phantom_steps=phantom_steps,
+            phantom_damping=phantom_damping,
+        )
+        self.head = nn.Sequential(
+            nn.AdaptiveAvgPool2d(pool), nn.Flatten(), nn.Linear(channels * pool * pool, num_classes)
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything needed to rebuild this model (JSON-serialisable), current solvers included."""
+        return {
+            **self._arch,
+            "forward_solver": self.deq.forward_solver,
+            "backward_solver": self.deq.backward_solver,
+            "gradient": self.deq.gradient,
+            "phantom_steps": self.deq.phantom_steps,
+            "phantom_damping": self.deq.phantom_damping,
+        }
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> DEQClassifier:
+        """Build a model from :attr:`config` (unknown keys raise ValueError)."""
+        config = dict(config)
+        known = {
+            "in_channels",
+            "num_classes",
+            "channels",
+            "hidden",
+            "groups",
+            "weight_std",
+            "weight_norm",
+            "init",
+            "pool",
+            "forward_solver",
+            "backward_solver",
+            "gradient",
+            "phantom_steps",
+            "phantom_damping",
+        }
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise ValueError(f"unknown DEQClassifier config keys: {', '.join(unknown)}")
+        return cls(config.pop("in_channels", 3), config.pop("num_classes", 2), **config)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The equilibrium state ``z*`` of each image, ``(B, channels, H, W)``."""
+        if images.ndim != 4 or images.shape[1] != self._arch["in_channels"]:
+            raise ValueError(
+                f"expected images of shape (B, {self._arch['in_channels']}, H, W), "
+                f"got {tuple(images.shape)}"
+            )
+        x = self.stem(images)
+        z0 = x.detach() if self._arch["init"] == "x" else torch.zeros_like(x)
+        return self.deq(x, z0)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Class logits ``(B, num_classes)`` of a batch of ``(B, C, H, W)`` images."""
+        return self.head(self.features(images))

@@ -1,0 +1,326 @@
+"""``andersonn-lab train`` and ``andersonn-lab predict``: argument definitions and handlers.
+
+The main command line (:mod:`andersonn_lab.cli`) wires these in::
+
+    andersonn-lab train --task drugs --solver anderson --m 5 --epochs 10 --run-dir runs/drugs
+    andersonn-lab predict --run-dir runs/drugs "CCO" molecule.sdf
+
+A run folder holds ``config.json`` (training, model and image settings: the encoding and
+image size that ``predict`` must reproduce), ``checkpoints/last.pt`` and ``best.pt``,
+``metrics.json`` (per-epoch history and the final test-set scores) and ``training.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoint import CheckpointError, atomic_write_json, load_checkpoint
+from .classifier import INITS, DEQClassifier
+from .gradients import GRADIENTS
+from .train import (
+    SCHEDULERS,
+    NonFiniteLossError,
+    evaluate,
+    plot_history,
+    predict,
+    resolve_device,
+    train,
+)
+
+__all__ = ["add_predict_arguments", "add_train_arguments", "run_predict", "run_train"]
+
+TASK_CHOICES = ("drugs", "mofs", "crystals")
+SOLVER_CHOICES = ("anderson", "forward")
+ENCODINGS = ("adjacency", "neighbors")
+_MOLECULE_SUFFIXES = {".smi", ".smiles", ".sdf", ".sd", ".mol"}
+_FILE_SUFFIXES = _MOLECULE_SUFFIXES | {".cif", ".xyz", ".extxyz", ".vasp"}
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``andersonn-lab train`` to ``parser``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_train_arguments(parser)
+    >>> args = parser.parse_args(["--task", "drugs", "--run-dir", "runs/x", "--m", "3"])
+    >>> args.solver, args.m, args.epochs
+    ('anderson', 3, 10)
+    """
+    data = parser.add_argument_group("data")
+    data.add_argument("--task", required=True, choices=TASK_CHOICES, help="classification task")
+    data.add_argument("--encoding", default="adjacency", choices=ENCODINGS, help="image encoding")
+    data.add_argument("--image-size", type=int, default=32, help="image rows/columns (atoms)")
+    data.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split")
+    data.add_argument("--data-dir", default=None, help="task data folder (default: bundled)")
+    data.add_argument("--cache-dir", default=None, help="image cache folder")
+
+    solver = parser.add_argument_group("fixed-point solvers")
+    solver.add_argument("--solver", default="anderson", choices=SOLVER_CHOICES)
+    solver.add_argument("--m", type=int, default=None, help="Anderson window (default 5)")
+    solver.add_argument("--beta", type=float, default=1.0, help="mixing / damping in (0, 2]")
+    solver.add_argument("--tol", type=float, default=1e-4, help="forward relative tolerance")
+    solver.add_argument("--max-iter", type=int, default=30, help="forward solver steps at most")
+    solver.add_argument(
+        "--backward-solver", default=None, choices=SOLVER_CHOICES, help="default: --solver"
+    )
+    solver.add_argument("--backward-tol", type=float, default=1e-4)
+    solver.add_argument("--backward-max-iter", type=int, default=30)
+    solver.add_argument("--gradient", default="implicit", choices=GRADIENTS)
+    solver.add_argument("--phantom-steps", type=int, default=5)
+    solver.add_argument("--phantom-damping", type=float, default=0.8)
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--channels", type=int, default=48)
+    model.add_argument("--hidden", type=int, default=64)
+    model.add_argument("--groups", type=int, default=8)
+    model.add_argument("--weight-std", type=float, default=0.01)
+    model.add_argument("--weight-norm", action="store_true", help="weight-normalise the cell")
+    model.add_argument("--init", default="zeros", choices=INITS, help="initial state")
+    model.add_argument("--pool", type=int, default=4, help="pooled map side before the head")
+
+    run = parser.add_argument_group("training")
+    run.add_argument("--run-dir", required=True, help="folder for config, checkpoints, metrics")
+    run.add_argument("--epochs", type=int, default=10)
+    run.add_argument("--batch-size", type=int, default=32)
+    run.add_argument("--lr", type=float, default=1e-3)
+    run.add_argument("--weight-decay", type=float, default=0.0)
+    run.add_argument("--scheduler", default="cosine", choices=SCHEDULERS)
+    run.add_argument("--grad-clip", type=float, default=None)
+    run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    run.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--num-workers", type=int, default=0)
+
+
+def _solver_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    forward: dict[str, Any] = {
+        "method": args.solver,
+        "beta": args.beta,
+        "tol": args.tol,
+        "max_iter": args.max_iter,
+    }
+    backward_method = args.backward_solver or args.solver
+    backward: dict[str, Any] = {
+        "method": backward_method,
+        "tol": args.backward_tol,
+        "max_iter": args.backward_max_iter,
+    }
+    if args.m is not None:
+        if args.solver != "anderson":
+            raise ValueError("--m applies to --solver anderson only")
+        forward["m"] = args.m
+        if backward_method == "anderson":
+            backward["m"] = args.m
+    return forward, backward
+
+
+def _fail(command: str, message: Any, code: int = 2) -> int:
+    print(f"andersonn-lab {command}: {message}", file=sys.stderr)
+    return code
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train a DEQ classifier on a task and write the run folder; return the exit status.
+
+    Exit status: 0 on success, 1 if training stopped on a NaN loss, 2 for bad arguments,
+    missing data or an unusable checkpoint.
+    """
+    from andersonn_lab.datasets import load_task
+
+    try:
+        forward_solver, backward_solver = _solver_settings(args)
+        task = load_task(
+            args.task,
+            encoding=args.encoding,
+            image_size=args.image_size,
+            split_seed=args.split_seed,
+            data_dir=args.data_dir,
+            cache_dir=args.cache_dir,
+        )
+        train_set, val_set, test_set = (task.subset(s) for s in ("train", "val", "test"))
+        image, _ = task[0]
+        torch.manual_seed(args.seed)
+        model = DEQClassifier(
+            int(image.shape[0]),
+            len(task.class_names),
+            channels=args.channels,
+            hidden=args.hidden,
+            groups=args.groups,
+            weight_std=args.weight_std,
+            weight_norm=args.weight_norm,
+            init=args.init,
+            pool=args.pool,
+            forward_solver=forward_solver,
+            backward_solver=backward_solver,
+            gradient=args.gradient,
+            phantom_steps=args.phantom_steps,
+            phantom_damping=args.phantom_damping,
+        )
+    except (ValueError, FileNotFoundError) as err:
+        return _fail("train", err)
+    config = {
+        "task": args.task,
+        "encoding": args.encoding,
+        "image_size": args.image_size,
+        "split_seed": args.split_seed,
+        "class_names": list(task.class_names),
+        "graph_options": dict(getattr(task, "graph_options", {}) or {}),
+        "sizes": {"train": len(train_set), "val": len(val_set), "test": len(test_set)},
+    }
+    run_dir = Path(args.run_dir)
+    try:
+        result = train(
+            model,
+            train_set,
+            val_set,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            scheduler=args.scheduler,
+            grad_clip=args.grad_clip,
+            device=args.device,
+            amp=args.amp,
+            seed=args.seed,
+            run_dir=run_dir,
+            resume=args.resume,
+            progress=not args.no_progress,
+            config=config,
+            num_workers=args.num_workers,
+        )
+    except NonFiniteLossError as err:
+        return _fail("train", err, code=1)
+    except (CheckpointError, FileExistsError, ValueError) as err:
+        return _fail("train", err)
+    test = evaluate(model, test_set, batch_size=args.batch_size) if len(test_set) else {}
+    atomic_write_json({"history": result.history, "test": test}, run_dir / "metrics.json")
+    if result.history:
+        plot_history(result.history, run_dir / "training.png")
+    last = result.history[-1] if result.history else {}
+    print(
+        f"trained {args.task} for {len(result.history)} epochs "
+        f"(resumed after {result.resumed_from}); "
+        f"val acc {last.get('val_acc', float('nan')):.3f}, "
+        f"test acc {test.get('acc', float('nan')):.3f}, "
+        f"forward steps {last.get('fwd_iter_mean', 0.0):.1f} mean / "
+        f"{last.get('fwd_iter_max', 0)} max; run folder {run_dir}"
+    )
+    return 0
+
+
+def add_predict_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``andersonn-lab predict`` to ``parser``.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_predict_arguments(parser)
+    >>> parser.parse_args(["--run-dir", "runs/x", "CCO", "c1ccccc1"]).inputs
+    ['CCO', 'c1ccccc1']
+    """
+    parser.add_argument("--run-dir", required=True, help="folder written by andersonn-lab train")
+    parser.add_argument(
+        "inputs", nargs="+", help="structure files (.sdf, .mol, .smi, .cif, .xyz, ...) or SMILES"
+    )
+    parser.add_argument(
+        "--checkpoint", default="best", choices=("best", "last"), help="which weights to use"
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, ...")
+    parser.add_argument("--batch-size", type=int, default=64)
+
+
+def _accepted(func: Any, options: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``options`` that ``func`` takes as keyword arguments."""
+    names = inspect.signature(func).parameters
+    return {key: value for key, value in options.items() if key in names}
+
+
+def _read_input(item: str, options: dict[str, Any]):
+    """Read a structure file, or parse ``item`` as SMILES.
+
+    The run's graph options (for instance ``cutoff_scale`` of a crystal task) are passed to
+    whichever reader accepts them.
+    """
+    from andersonn_lab.structures import from_atoms, from_mol, from_smiles, read_structure
+
+    path = Path(item)
+    if path.exists():
+        reader = from_mol if path.suffix.lower() in _MOLECULE_SUFFIXES else from_atoms
+        return read_structure(path, **_accepted(reader, options))
+    if path.suffix.lower() in _FILE_SUFFIXES:
+        raise FileNotFoundError("no such structure file")
+    return from_smiles(item, **_accepted(from_smiles, options))
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Classify structures with a trained run; print one line per input.
+
+    Invalid inputs are named on stderr and skipped. Exit status: 0 if every input was
+    classified, 1 if some were skipped, 2 if the run folder or checkpoint is unusable.
+    """
+    from andersonn_lab.structures import ImageOverflowWarning, node_neighbor_image
+
+    run_dir = Path(args.run_dir)
+    config_path = run_dir / "config.json"
+    try:
+        config = json.loads(config_path.read_text())
+        encoding, size = config["encoding"], int(config["image_size"])
+        model = DEQClassifier.from_config(config["model"])
+    except FileNotFoundError:
+        return _fail("predict", f"{config_path}: no such file; is {run_dir} a training run?")
+    except (ValueError, KeyError, TypeError) as err:
+        return _fail("predict", f"{config_path}: unusable run configuration ({err!r})")
+    checkpoint = run_dir / "checkpoints" / f"{args.checkpoint}.pt"
+    if not checkpoint.exists() and args.checkpoint == "best":
+        checkpoint = run_dir / "checkpoints" / "last.pt"
+    try:
+        load_checkpoint(checkpoint, model)
+    except (CheckpointError, FileNotFoundError) as err:
+        return _fail("predict", err)
+    options = dict(config.get("graph_options") or {})
+    names = config.get("class_names") or [str(k) for k in range(config["model"]["num_classes"])]
+    images, kept, notes, failed = [], [], [], 0
+    for item in args.inputs:
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", ImageOverflowWarning)
+                graph = _read_input(item, options)
+                image = node_neighbor_image(graph, encoding=encoding, size=size)
+        except Exception as err:  # any failure names the input and moves on
+            print(f"skipped {item!r}: {err}", file=sys.stderr)
+            failed += 1
+            continue
+        cropped = any(issubclass(w.category, ImageOverflowWarning) for w in caught)
+        images.append(image)
+        kept.append(item)
+        notes.append(f"cropped to {size} atoms" if cropped else "")
+    if images:
+        try:
+            device = resolve_device(args.device)
+            model.to(device)
+            classes, probs, iters = predict(
+                model, torch.stack(images), batch_size=args.batch_size, device=device
+            )
+        except (RuntimeError, ValueError) as err:
+            return _fail("predict", err)
+        width = max(len("input"), *(len(item) for item in kept))
+        print(f"{'input':<{width}}  {'class':<14} probability  iterations")
+        for item, cls, prob, steps, note in zip(kept, classes, probs, iters, notes, strict=True):
+            name = names[int(cls)] if int(cls) < len(names) else str(int(cls))
+            line = f"{item:<{width}}  {name:<14} {float(prob[cls]):>11.3f}  {int(steps):>10d}"
+            print(f"{line}  ({note})" if note else line)
+    if failed:
+        print(f"{failed} of {len(args.inputs)} inputs skipped", file=sys.stderr)
+        return 1
+    return 0

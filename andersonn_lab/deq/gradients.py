@@ -1,0 +1,137 @@
+"""How a DEQ layer's output is attached to the autograd graph after the fixed-point solve.
+
+Given the equilibrium ``z*`` (found without autograd), each function here returns a tensor
+whose value is (close to) ``z*`` and whose backward pass gives one kind of gradient:
+
+* :func:`implicit_attach` -- exact implicit differentiation: the backward pass solves the
+  adjoint fixed point ``u = J_f(z*)ᵀ u + g`` with a fixed-point solver, then backpropagates
+  ``u`` through one call ``f(z*, x)``.
+* :func:`phantom_attach` -- ``k`` damped unrolled steps from ``z*``, backpropagated through
+  (Geng et al. 2021, "phantom gradients"); ``k = 1``, damping 1 is :func:`one_step_attach`.
+* :func:`one_step_attach` -- Jacobian-free: ``f(z*, x)`` with ``z*`` detached, i.e. the
+  inverse Jacobian ``(I − J)⁻¹`` replaced by the identity (Fung et al. 2022).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+
+from andersonn_lab.solvers import SolverResult, make_solver
+
+__all__ = ["GRADIENTS", "implicit_attach", "one_step_attach", "phantom_attach"]
+
+GRADIENTS = ("implicit", "phantom", "one_step")
+"""Names of the gradient modes of :class:`~andersonn_lab.deq.layer.DEQLayer`."""
+
+Cell = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+Report = Callable[[SolverResult, float], None]
+
+
+class _AdjointSolve(torch.autograd.Function):
+    """Identity forward; backward replaces the incoming gradient ``g`` by ``solve(g)``."""
+
+    @staticmethod
+    def forward(ctx: Any, fz: torch.Tensor, solve: Callable[[torch.Tensor], torch.Tensor]):
+        ctx.solve = solve
+        return fz.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor):
+        return ctx.solve(grad), None
+
+
+def implicit_attach(
+    cell: Cell,
+    z_star: torch.Tensor,
+    x: torch.Tensor,
+    solver: Mapping[str, Any],
+    report: Report | None = None,
+) -> torch.Tensor:
+    """Return ``f(z*, x)`` with an implicit-differentiation backward pass.
+
+    The backward pass receives ``g = ∂L/∂z`` and solves ``u = J_f(z*)ᵀ u + g`` (so that
+    ``u = (I − J_f)⁻ᵀ g``) with the solver built from ``solver``, starting at ``u = g``;
+    each solver step is one vector-Jacobian product through the retained graph of the call
+    ``f(z*, x)``. Then ``u`` flows on through that call into the parameters and ``x``.
+    Everything the backward pass needs lives in this call's closure, so one layer can be
+    used several times in one graph.
+
+    Parameters
+    ----------
+    cell:
+        ``f(z, x)``.
+    z_star:
+        The equilibrium (no graph).
+    x:
+        The injection, possibly carrying a graph.
+    solver:
+        Keyword arguments of :func:`andersonn_lab.solvers.make_solver` for the adjoint solve.
+    report:
+        Called with the adjoint :class:`~andersonn_lab.solvers.SolverResult` and its wall time
+        in seconds after every backward pass.
+
+    Examples
+    --------
+    >>> from andersonn_lab.deq.cells import TanhCell
+    >>> cell = TanhCell(3, contraction=0.5).double()
+    >>> x = torch.randn(2, 3, dtype=torch.float64)
+    >>> z = implicit_attach(cell, torch.zeros(2, 3, dtype=torch.float64), x, {"tol": 1e-8})
+    >>> z.sum().backward()
+    >>> cell.linear_x.bias.grad.shape
+    torch.Size([3])
+    """
+    z_in = z_star.detach().requires_grad_()
+    with torch.enable_grad():
+        fz = cell(z_in, x).to(z_star.dtype)
+    settings = dict(solver)
+
+    def solve(grad: torch.Tensor) -> torch.Tensor:
+        def adjoint(u: torch.Tensor) -> torch.Tensor:
+            (vjp,) = torch.autograd.grad(fz, z_in, u, retain_graph=True)
+            return vjp + grad
+
+        start = time.perf_counter()
+        result = make_solver(**settings).run(adjoint, grad.detach())
+        if report is not None:
+            report(result, time.perf_counter() - start)
+        return result.z
+
+    return _AdjointSolve.apply(fz, solve)
+
+
+def phantom_attach(
+    cell: Cell, z_star: torch.Tensor, x: torch.Tensor, steps: int = 5, damping: float = 0.8
+) -> torch.Tensor:
+    """Return ``z_k`` after ``k`` damped steps ``z ← (1 − λ) z + λ f(z, x)`` from ``z*``.
+
+    Gradients flow through the ``k`` unrolled steps only (``z*`` is detached); as ``k``
+    grows they approach the implicit gradient.
+
+    Examples
+    --------
+    >>> from andersonn_lab.deq.cells import TanhCell
+    >>> cell = TanhCell(3)
+    >>> tuple(phantom_attach(cell, torch.zeros(2, 3), torch.ones(2, 3), steps=2).shape)
+    (2, 3)
+    """
+    z = z_star.detach()
+    for _ in range(steps):
+        z = (1.0 - damping) * z + damping * cell(z, x).to(z_star.dtype)
+    return z
+
+
+def one_step_attach(cell: Cell, z_star: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Return ``f(z*, x)`` with ``z*`` detached: the Jacobian-free (one-step) gradient.
+
+    Examples
+    --------
+    >>> from andersonn_lab.deq.cells import TanhCell
+    >>> cell = TanhCell(3)
+    >>> one_step_attach(cell, torch.zeros(2, 3), torch.ones(2, 3)).requires_grad
+    True
+    """
+    return cell(z_star.detach(), x).to(z_star.dtype)

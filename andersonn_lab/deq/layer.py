@@ -1,0 +1,408 @@
+"""The implicit (deep equilibrium) layer: ``z* = f(z*, x)`` with a choice of gradients."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.utils.hooks import RemovableHandle
+
+from andersonn_lab.solvers import SolverResult, make_solver
+
+from .gradients import GRADIENTS, implicit_attach, one_step_attach, phantom_attach
+
+__all__ = [
+    "DEFAULT_BACKWARD_SOLVER",
+    "DEFAULT_FORWARD_SOLVER",
+    "SOLVER_KEYS",
+    "DEQLayer",
+    "DEQStats",
+    "SolveStats",
+    "check_solver_settings",
+]
+
+SOLVER_KEYS = (
+    "method",
+    "m",
+    "beta",
+    "lam",
+    "tol",
+    "max_iter",
+    "stop_mode",
+    "safeguard",
+    "max_weight",
+    "divergence_factor",
+    "check_every",
+)
+"""Settings a forward or backward solver accepts (see :func:`andersonn_lab.solvers.solve`)."""
+
+DEFAULT_FORWARD_SOLVER: dict[str, Any] = {"method": "anderson", "tol": 1e-4, "max_iter": 30}
+"""Forward-solver settings that apply unless given (Anderson's window defaults to 5)."""
+
+DEFAULT_BACKWARD_SOLVER: dict[str, Any] = {"method": "anderson", "tol": 1e-4, "max_iter": 30}
+"""Backward (adjoint) solver settings that apply unless given."""
+
+
+def check_solver_settings(
+    name: str, settings: Mapping[str, Any] | None, defaults: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Validate solver settings and fill in ``defaults``; return a new dict.
+
+    Raises
+    ------
+    ValueError
+        For an unknown key, a setting the chosen method does not use, or a bad value; the
+        message names ``name`` and the offending key.
+
+    Examples
+    --------
+    >>> check_solver_settings("forward_solver", {"m": 3}, DEFAULT_FORWARD_SOLVER)["m"]
+    3
+    >>> check_solver_settings("forward_solver", {"window": 3}, {})
+    Traceback (most recent call last):
+    ...
+    ValueError: forward_solver: unknown setting 'window'; allowed: method, m, beta, lam, \
+tol, max_iter, stop_mode, safeguard, max_weight, divergence_factor, check_every
+    """
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, Mapping):
+        raise ValueError(f"{name} must be a dict of solver settings, got {type(settings).__name__}")
+    unknown = [key for key in settings if key not in SOLVER_KEYS]
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        raise ValueError(
+            f"{name}: unknown setting{plural} {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(SOLVER_KEYS)}"
+        )
+    merged = {**defaults, **settings}
+    if merged.get("method") == "forward" and "method" in settings:
+        # Defaults meant for Anderson do not follow the caller to forward iteration.
+        for key in ("m", "lam", "safeguard", "max_weight"):
+            if key not in settings:
+                merged.pop(key, None)
+    try:
+        make_solver(**merged)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{name}: {err}") from None
+    return merged
+
+
+@dataclass(frozen=True)
+class SolveStats:
+    """Summary of one fixed-point solve inside a DEQ layer (all tensors on the CPU).
+
+    Attributes
+    ----------
+    method:
+        Solver name.
+    nfe:
+        Calls of the map on the whole batch (forward: cell calls; backward: vector-Jacobian
+        products), the initial one included.
+    steps:
+        ``(B,)`` steps each sample took before it converged or the solve ended.
+    converged:
+        ``(B,)`` bool.
+    residual:
+        ``(B,)`` final stopping residual.
+    rel_residuals:
+        ``(n_iter + 1, B)`` relative residual trace.
+    wall_time:
+        Seconds spent in the solve.
+
+    Examples
+    --------
+    >>> from andersonn_lab.solvers import solve
+    >>> result = solve(torch.cos, torch.zeros(2, 1, dtype=torch.float64), tol=1e-8)
+    >>> stats = SolveStats.from_result(result, 0.01)
+    >>> stats.n_unconverged, stats.max_steps > 0
+    (0, True)
+    """
+
+    method: str
+    nfe: int
+    steps: torch.Tensor
+    converged: torch.Tensor
+    residual: torch.Tensor
+    rel_residuals: torch.Tensor
+    wall_time: float
+
+    @classmethod
+    def from_result(cls, result: SolverResult, wall_time: float) -> SolveStats:
+        """Summarise a :class:`~andersonn_lab.solvers.SolverResult`."""
+        return cls(
+            method=result.method,
+            nfe=int(result.nfe),
+            steps=result.n_steps.clone(),
+            converged=result.converged.clone(),
+            residual=result.residual.clone(),
+            rel_residuals=result.rel_residuals.clone(),
+            wall_time=float(wall_time),
+        )
+
+    @property
+    def batch_size(self) -> int:
+        """Number of samples."""
+        return int(self.converged.numel())
+
+    @property
+    def n_unconverged(self) -> int:
+        """Samples that did not reach the tolerance."""
+        return int((~self.converged).sum())
+
+    @property
+    def all_converged(self) -> bool:
+        """Whether every sample converged."""
+        return self.n_unconverged == 0
+
+    @property
+    def mean_steps(self) -> float:
+        """Mean steps per sample."""
+        return float(self.steps.double().mean()) if self.steps.numel() else 0.0
+
+    @property
+    def max_steps(self) -> int:
+        """Most steps any sample took."""
+        return int(self.steps.max()) if self.steps.numel() else 0
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly scalars: nfe, mean/max steps, unconverged count, residual, time."""
+        return {
+            "method": self.method,
+            "nfe": self.nfe,
+            "mean_steps": self.mean_steps,
+            "max_steps": self.max_steps,
+            "n_unconverged": self.n_unconverged,
+            "max_residual": float(self.residual.max()) if self.residual.numel() else 0.0,
+            "wall_time": self.wall_time,
+        }
+
+
+@dataclass
+class DEQStats:
+    """Statistics of one call of a :class:`DEQLayer`.
+
+    ``backward`` is filled in when the implicit backward pass of this call runs (it stays
+    None for the ``"phantom"`` and ``"one_step"`` gradients, and when no backward ran).
+    """
+
+    gradient: str
+    forward: SolveStats
+    backward: SolveStats | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-friendly summary of both solves."""
+        return {
+            "gradient": self.gradient,
+            "forward": self.forward.summary(),
+            "backward": None if self.backward is None else self.backward.summary(),
+        }
+
+
+StatsHook = Callable[["DEQLayer", str, DEQStats], None]
+
+
+class DEQLayer(nn.Module):
+    """Deep equilibrium layer: returns the fixed point ``z*`` of ``z = f(z, x)``.
+
+    The forward solve runs without autograd (a solver from :mod:`andersonn_lab.solvers`);
+    the result is then attached to the graph according to ``gradient``:
+
+    * ``"implicit"`` (default): one more call ``f(z*, x)`` with autograd; its backward pass
+      solves the adjoint fixed point ``u = J_f(z*)ᵀ u + g`` with the backward solver.
+    * ``"phantom"``: ``phantom_steps`` damped unrolled steps from ``z*`` (factor
+      ``phantom_damping``), backpropagated through.
+    * ``"one_step"``: one call ``f(z*, x)`` with ``z*`` detached (Jacobian-free).
+
+    Without gradient tracking (``torch.no_grad()``, or nothing requires grad) the layer
+    returns ``z*`` itself. A solve that does not converge never raises: it is recorded in
+    the statistics.
+
+    Parameters
+    ----------
+    cell:
+        Module computing ``f(z, x)``; must return a tensor shaped like ``z``.
+    forward_solver, backward_solver:
+        Solver settings (keys of :data:`SOLVER_KEYS`), merged over
+        :data:`DEFAULT_FORWARD_SOLVER` / :data:`DEFAULT_BACKWARD_SOLVER`.
+    gradient:
+        ``"implicit"``, ``"phantom"`` or ``"one_step"``.
+    phantom_steps, phantom_damping:
+        Steps and damping of the phantom gradient.
+
+    Attributes
+    ----------
+    last_stats:
+        :class:`DEQStats` of the latest call (None before the first); its ``backward``
+        field is filled in by the backward pass of that call.
+
+    Examples
+    --------
+    >>> from andersonn_lab.deq.cells import TanhCell
+    >>> layer = DEQLayer(TanhCell(4), forward_solver={"tol": 1e-6})
+    >>> z = layer(torch.randn(3, 4))
+    >>> z.sum().backward()
+    >>> layer.last_stats.forward.all_converged, layer.last_stats.backward.nfe > 0
+    (True, True)
+    """
+
+    def __init__(
+        self,
+        cell: nn.Module,
+        *,
+        forward_solver: Mapping[str, Any] | None = None,
+        backward_solver: Mapping[str, Any] | None = None,
+        gradient: str = "implicit",
+        phantom_steps: int = 5,
+        phantom_damping: float = 0.8,
+    ) -> None:
+        super().__init__()
+        if not isinstance(cell, nn.Module):
+            raise ValueError(f"cell must be a torch.nn.Module, got {type(cell).__name__}")
+        self.cell = cell
+        self.last_stats: DEQStats | None = None
+        self._stats_hooks: OrderedDict[int, StatsHook] = OrderedDict()
+        self.configure(
+            forward_solver=forward_solver or {},
+            backward_solver=backward_solver or {},
+            gradient=gradient,
+            phantom_steps=phantom_steps,
+            phantom_damping=phantom_damping,
+        )
+
+    def configure(
+        self,
+        *,
+        forward_solver: Mapping[str, Any] | None = None,
+        backward_solver: Mapping[str, Any] | None = None,
+        gradient: str | None = None,
+        phantom_steps: int | None = None,
+        phantom_damping: float | None = None,
+    ) -> DEQLayer:
+        """Change solvers or gradient mode; arguments left as None are kept.
+
+        New solver settings replace the old ones entirely (merged over the defaults).
+
+        Examples
+        --------
+        >>> from andersonn_lab.deq.cells import TanhCell
+        >>> layer = DEQLayer(TanhCell(2)).configure(forward_solver={"method": "forward"})
+        >>> layer.forward_solver["method"]
+        'forward'
+        """
+        if forward_solver is not None:
+            self._forward_solver = check_solver_settings(
+                "forward_solver", forward_solver, DEFAULT_FORWARD_SOLVER
+            )
+        if backward_solver is not None:
+            self._backward_solver = check_solver_settings(
+                "backward_solver", backward_solver, DEFAULT_BACKWARD_SOLVER
+            )
+        if gradient is not None:
+            if gradient not in GRADIENTS:
+                raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
+            self.gradient = gradient
+        if phantom_steps is not None:
+            if isinstance(phantom_steps, bool) or not isinstance(phantom_steps, int):
+                raise ValueError(f"phantom_steps must be an integer >= 1, got {phantom_steps!r}")
+            if phantom_steps < 1:
+                raise ValueError(f"phantom_steps must be >= 1, got {phantom_steps}")
+            self.phantom_steps = phantom_steps
+        if phantom_damping is not None:
+            if not 0.0 < float(phantom_damping) <= 1.0:
+                raise ValueError(f"phantom_damping must be in (0, 1], got {phantom_damping!r}")
+            self.phantom_damping = float(phantom_damping)
+        return self
+
+    @property
+    def forward_solver(self) -> dict[str, Any]:
+        """The forward solver's settings (a copy)."""
+        return dict(self._forward_solver)
+
+    @property
+    def backward_solver(self) -> dict[str, Any]:
+        """The backward solver's settings (a copy)."""
+        return dict(self._backward_solver)
+
+    def register_stats_hook(self, hook: StatsHook) -> RemovableHandle:
+        """Call ``hook(layer, phase, stats)`` after every solve; ``phase`` is ``"forward"``
+        or ``"backward"`` and ``stats`` the call's :class:`DEQStats`.
+
+        Returns a handle whose ``remove()`` unsubscribes.
+
+        Examples
+        --------
+        >>> from andersonn_lab.deq.cells import TanhCell
+        >>> layer, seen = DEQLayer(TanhCell(2)), []
+        >>> handle = layer.register_stats_hook(lambda lay, phase, st: seen.append(phase))
+        >>> _ = layer(torch.ones(1, 2)).sum().backward()
+        >>> handle.remove()
+        >>> seen
+        ['forward', 'backward']
+        """
+        handle = RemovableHandle(self._stats_hooks)
+        self._stats_hooks[handle.id] = hook
+        return handle
+
+    def _emit(self, phase: str, stats: DEQStats) -> None:
+        for hook in list(self._stats_hooks.values()):
+            hook(self, phase, stats)
+
+    def solve(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> SolverResult:
+        """Run the forward solver only (no gradients, no statistics) and return its result.
+
+        Examples
+        --------
+        >>> from andersonn_lab.deq.cells import TanhCell
+        >>> DEQLayer(TanhCell(2)).solve(torch.ones(3, 2)).converged.shape
+        torch.Size([3])
+        """
+        z0 = torch.zeros_like(x) if z0 is None else z0
+        cell = self.cell
+
+        def f(z: torch.Tensor) -> torch.Tensor:
+            return cell(z, x).to(z.dtype)
+
+        # Parametrised weights (weight norm) are computed once per solve, not once per step.
+        with torch.no_grad(), parametrize.cached():
+            return make_solver(**self._forward_solver).run(f, z0.detach())
+
+    def forward(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
+        """Solve for ``z*`` from ``z0`` (default zeros shaped like ``x``) and attach gradients."""
+        start = time.perf_counter()
+        result = self.solve(x, z0)
+        stats = DEQStats(
+            gradient=self.gradient,
+            forward=SolveStats.from_result(result, time.perf_counter() - start),
+        )
+        self.last_stats = stats
+        self._emit("forward", stats)
+        z_star = result.z
+        if not torch.is_grad_enabled() or not (
+            x.requires_grad or any(p.requires_grad for p in self.cell.parameters())
+        ):
+            return z_star
+        if self.gradient == "one_step":
+            return one_step_attach(self.cell, z_star, x)
+        if self.gradient == "phantom":
+            return phantom_attach(
+                self.cell, z_star, x, steps=self.phantom_steps, damping=self.phantom_damping
+            )
+
+        def report(adjoint: SolverResult, wall_time: float) -> None:
+            stats.backward = SolveStats.from_result(adjoint, wall_time)
+            self._emit("backward", stats)
+
+        return implicit_attach(self.cell, z_star, x, self._backward_solver, report)
+
+    def extra_repr(self) -> str:
+        return (
+            f"gradient={self.gradient!r}, forward_solver={self._forward_solver}, "
+            f"backward_solver={self._backward_solver}"
+        )

@@ -1,0 +1,823 @@
+"""Training, evaluation and prediction for DEQ classifiers, with solver statistics.
+
+:func:`train` runs a seeded, resumable training loop that writes a run folder::
+
+    run_dir/
+        config.json          run configuration (training, model, anything passed as config)
+        metrics.json         {"history": [per-epoch metrics, ...]}
+        checkpoints/last.pt  written atomically after every epoch
+        checkpoints/best.pt  the epoch with the best validation accuracy (or lowest loss)
+
+Per-epoch metrics (keys of each ``history`` entry): ``epoch``, ``lr``, ``train_loss``,
+``train_acc``, ``val_loss``, ``val_acc``, ``fwd_iter_mean``, ``fwd_iter_max``,
+``bwd_iter_mean``, ``bwd_iter_max``, ``fwd_unconverged``, ``bwd_unconverged``,
+``val_fwd_iter_mean``, ``val_fwd_iter_max``, ``val_fwd_unconverged``,
+``time_forward_solve``, ``time_backward_solve``, ``time_other``, ``time_epoch`` (the
+training part of the epoch; ``time_other = time_epoch - forward - backward``) and
+``time_val`` (seconds), ``n_train``. Iterations are solver steps per sample, summed over
+the model's DEQ layers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from .checkpoint import (
+    CheckpointError,
+    atomic_write_json,
+    load_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+)
+from .layer import DEQLayer, DEQStats
+
+__all__ = [
+    "NonFiniteLossError",
+    "SolverStatsCollector",
+    "TrainResult",
+    "evaluate",
+    "plot_history",
+    "predict",
+    "resolve_device",
+    "train",
+]
+
+SCHEDULERS = ("cosine", "none")
+_RESUME_KEYS = (
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "scheduler",
+    "grad_clip",
+    "seed",
+    "amp",
+    "n_train",
+)
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite; training stopped, checkpoints kept."""
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` → CUDA when available, else CPU; other values are checked and returned.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if isinstance(device, str) and device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} requested but CUDA is not available")
+    return device
+
+
+class SolverStatsCollector:
+    """Subscribes to every :class:`~andersonn_lab.deq.layer.DEQLayer` in a model and sums
+    their solver statistics until :meth:`reset`.
+
+    Use as a context manager (hooks are removed on exit).
+
+    Examples
+    --------
+    >>> from andersonn_lab.deq import DEQLayer, TanhCell
+    >>> model = torch.nn.Sequential(DEQLayer(TanhCell(3)))
+    >>> with SolverStatsCollector(model) as stats:
+    ...     model(torch.ones(4, 3)).sum().backward()
+    >>> stats.forward_steps.shape, stats.backward_nfe > 0
+    (torch.Size([4]), True)
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.layers = [m for m in model.modules() if isinstance(m, DEQLayer)]
+        self._handles = [layer.register_stats_hook(self._record) for layer in self.layers]
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget everything recorded so far."""
+        self.forward: list[DEQStats] = []
+        self.backward: list[DEQStats] = []
+
+    def _record(self, layer: DEQLayer, phase: str, stats: DEQStats) -> None:
+        (self.forward if phase == "forward" else self.backward).append(stats)
+
+    @staticmethod
+    def _steps(parts: list[torch.Tensor]) -> torch.Tensor:
+        if not parts:
+            return torch.zeros(0, dtype=torch.long)
+        if all(p.shape == parts[0].shape for p in parts):
+            return torch.stack(parts).sum(0)
+        return torch.cat(parts)
+
+    @property
+    def forward_steps(self) -> torch.Tensor:
+        """Forward solver steps per sample, summed over layers and calls."""
+        return self._steps([s.forward.steps for s in self.forward])
+
+    @property
+    def backward_steps(self) -> torch.Tensor:
+        """Backward solver steps per sample, summed over layers and calls."""
+        return self._steps([s.backward.steps for s in self.backward if s.backward is not None])
+
+    @property
+    def forward_nfe(self) -> int:
+        return sum(s.forward.nfe for s in self.forward)
+
+    @property
+    def backward_nfe(self) -> int:
+        return sum(s.backward.nfe for s in self.backward if s.backward is not None)
+
+    @property
+    def forward_unconverged(self) -> int:
+        """Samples whose forward solve did not converge (counted per layer call)."""
+        return sum(s.forward.n_unconverged for s in self.forward)
+
+    @property
+    def backward_unconverged(self) -> int:
+        return sum(s.backward.n_unconverged for s in self.backward if s.backward is not None)
+
+    @property
+    def forward_time(self) -> float:
+        return sum(s.forward.wall_time for s in self.forward)
+
+    @property
+    def backward_time(self) -> float:
+        return sum(s.backward.wall_time for s in self.backward if s.backward is not None)
+
+    def close(self) -> None:
+        """Unsubscribe from the layers."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def __enter__(self) -> SolverStatsCollector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _Accumulator:
+    """Running sums over the batches of one epoch."""
+
+    def __init__(self) -> None:
+        self.loss = 0.0
+        self.correct = 0
+        self.count = 0
+        self.fwd_sum = 0.0
+        self.fwd_n = 0
+        self.fwd_max = 0
+        self.bwd_sum = 0.0
+        self.bwd_n = 0
+        self.bwd_max = 0
+        self.fwd_unconverged = 0
+        self.bwd_unconverged = 0
+        self.fwd_time = 0.0
+        self.bwd_time = 0.0
+
+    def add(self, loss: float, correct: int, size: int, stats: SolverStatsCollector) -> None:
+        self.loss += loss * size
+        self.correct += correct
+        self.count += size
+        fwd, bwd = stats.forward_steps, stats.backward_steps
+        if fwd.numel():
+            self.fwd_sum += float(fwd.sum())
+            self.fwd_n += fwd.numel()
+            self.fwd_max = max(self.fwd_max, int(fwd.max()))
+        if bwd.numel():
+            self.bwd_sum += float(bwd.sum())
+            self.bwd_n += bwd.numel()
+            self.bwd_max = max(self.bwd_max, int(bwd.max()))
+        self.fwd_unconverged += stats.forward_unconverged
+        self.bwd_unconverged += stats.backward_unconverged
+        self.fwd_time += stats.forward_time
+        self.bwd_time += stats.backward_time
+
+    def mean_loss(self) -> float:
+        return self.loss / self.count if self.count else math.nan
+
+    def accuracy(self) -> float:
+        return self.correct / self.count if self.count else math.nan
+
+    def fwd_mean(self) -> float:
+        return self.fwd_sum / self.fwd_n if self.fwd_n else 0.0
+
+    def bwd_mean(self) -> float:
+        return self.bwd_sum / self.bwd_n if self.bwd_n else 0.0
+
+
+def _loader(dataset: Dataset, batch_size: int, order: Sequence[int] | None, workers: int):
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=order,
+        shuffle=False,
+        num_workers=workers,
+        drop_last=False,
+    )
+
+
+def _to_device(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = batch
+    return images.to(device, non_blocking=True), torch.as_tensor(labels).to(device)
+
+
+def evaluate(
+    model: nn.Module,
+    dataset: Dataset,
+    *,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    amp: bool = False,
+) -> dict[str, float]:
+    """Loss, accuracy and forward-solver iterations of ``model`` on a labelled dataset.
+
+    Runs in eval mode without gradients; the model's train/eval mode is restored after.
+
+    Returns
+    -------
+    dict
+        ``loss``, ``acc``, ``fwd_iter_mean``, ``fwd_iter_max``, ``fwd_unconverged``, ``n``.
+
+    Examples
+    --------
+    >>> from torch.utils.data import TensorDataset
+    >>> from andersonn_lab.deq.classifier import DEQClassifier
+    >>> model = DEQClassifier(3, 2, channels=4, hidden=4, groups=2, pool=1)
+    >>> data = TensorDataset(torch.rand(6, 3, 4, 4), torch.tensor([0, 1] * 3))
+    >>> sorted(evaluate(model, data, batch_size=4))[:3]
+    ['acc', 'fwd_iter_max', 'fwd_iter_mean']
+    """
+    device = _model_device(model) if device is None else resolve_device(device)
+    was_training = model.training
+    model.eval()
+    acc = _Accumulator()
+    try:
+        with SolverStatsCollector(model) as stats, torch.no_grad():
+            for batch in _loader(dataset, batch_size, None, 0):
+                images, labels = _to_device(batch, device)
+                stats.reset()
+                with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+                    logits = model(images)
+                loss = nn.functional.cross_entropy(logits.float(), labels)
+                correct = int((logits.argmax(1) == labels).sum())
+                acc.add(float(loss), correct, labels.numel(), stats)
+    finally:
+        model.train(was_training)
+    return {
+        "loss": acc.mean_loss(),
+        "acc": acc.accuracy(),
+        "fwd_iter_mean": acc.fwd_mean(),
+        "fwd_iter_max": acc.fwd_max,
+        "fwd_unconverged": acc.fwd_unconverged,
+        "n": acc.count,
+    }
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    for param in model.parameters():
+        return param.device
+    return torch.device("cpu")
+
+
+def predict(
+    model: nn.Module,
+    images: torch.Tensor | Iterable[torch.Tensor],
+    *,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Classify images: ``(classes, probabilities, forward iterations)``.
+
+    Parameters
+    ----------
+    model:
+        A classifier returning logits; its DEQ layers' forward steps are reported.
+    images:
+        ``(N, C, H, W)`` or one ``(C, H, W)`` tensor, or an iterable of ``(C, H, W)`` tensors.
+
+    Returns
+    -------
+    classes:
+        ``(N,)`` long, the most probable class.
+    probabilities:
+        ``(N, K)`` softmax probabilities (float32, CPU).
+    iterations:
+        ``(N,)`` long, forward-solver steps per image (summed over DEQ layers).
+
+    Examples
+    --------
+    >>> from andersonn_lab.deq.classifier import DEQClassifier
+    >>> model = DEQClassifier(3, 4, channels=4, hidden=4, groups=2, pool=1)
+    >>> classes, probs, iters = predict(model, torch.rand(3, 3, 6, 6))
+    >>> classes.shape, probs.shape, iters.shape
+    (torch.Size([3]), torch.Size([3, 4]), torch.Size([3]))
+    """
+    if isinstance(images, torch.Tensor):
+        batch = images.unsqueeze(0) if images.ndim == 3 else images
+    else:
+        batch = torch.stack(list(images))
+    if batch.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W) or (C, H, W), got {tuple(batch.shape)}")
+    device = _model_device(model) if device is None else resolve_device(device)
+    was_training = model.training
+    model.eval()
+    probs, iters = [], []
+    try:
+        with SolverStatsCollector(model) as stats, torch.no_grad():
+            for start in range(0, batch.shape[0], batch_size):
+                chunk = batch[start : start + batch_size].to(device)
+                stats.reset()
+                logits = model(chunk)
+                probs.append(torch.softmax(logits.float(), dim=1).cpu())
+                steps = stats.forward_steps
+                iters.append(steps if steps.numel() else torch.zeros(len(chunk), dtype=torch.long))
+    finally:
+        model.train(was_training)
+    probabilities = torch.cat(probs) if probs else torch.zeros(0, 0)
+    return probabilities.argmax(1), probabilities, torch.cat(iters).long()
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    history:
+        Per-epoch metrics (see the module docstring).
+    run_dir:
+        The run folder, or None.
+    last_checkpoint, best_checkpoint:
+        Paths of ``checkpoints/last.pt`` and ``checkpoints/best.pt`` (None without run_dir).
+    best_epoch:
+        Epoch (1-based) with the best validation accuracy (or train loss without val set).
+    resumed_from:
+        Epochs already completed when a resumed run started (0 for a fresh run).
+    """
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    run_dir: Path | None = None
+    last_checkpoint: Path | None = None
+    best_checkpoint: Path | None = None
+    best_epoch: int | None = None
+    resumed_from: int = 0
+
+
+def _dispatch(callbacks: Sequence[Any], event: str, metrics: dict[str, Any]) -> None:
+    for callback in callbacks:
+        method = getattr(callback, f"on_{event}_end", None)
+        if method is not None:
+            method(dict(metrics))
+        elif callable(callback):
+            callback(event, dict(metrics))
+
+
+def _score(metrics: Mapping[str, Any]) -> float:
+    """Larger is better: validation accuracy, else minus the training loss."""
+    val = metrics.get("val_acc")
+    if val is not None and not math.isnan(val):
+        return float(val)
+    return -float(metrics["train_loss"])
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002 - seeds the global generator users may rely on
+    torch.manual_seed(seed)
+
+
+def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """Shuffled sample order of ``epoch``, a function of the seed and the epoch only."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+def _check_positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+def train(
+    model: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset | None = None,
+    *,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    scheduler: str = "cosine",
+    grad_clip: float | None = None,
+    device: str | torch.device = "auto",
+    amp: bool = False,
+    seed: int = 0,
+    run_dir: str | Path | None = None,
+    callbacks: Sequence[Any] = (),
+    resume: bool = False,
+    progress: bool = True,
+    config: Mapping[str, Any] | None = None,
+    num_workers: int = 0,
+) -> TrainResult:
+    """Train a classifier (logits out) with Adam and cross-entropy, epoch by epoch.
+
+    Parameters
+    ----------
+    model:
+        The model, e.g. :class:`~andersonn_lab.deq.classifier.DEQClassifier`; moved to
+        ``device``. Solver statistics are gathered from every DEQ layer inside it.
+    train_set, val_set:
+        Datasets of ``(image, label)``.
+    epochs, batch_size, lr, weight_decay:
+        The usual. ``epochs`` is the total, including epochs done before a resume.
+    scheduler:
+        ``"cosine"`` (cosine annealing of the learning rate over ``epochs``) or ``"none"``.
+    grad_clip:
+        Clip the gradient norm to this value (None: no clipping).
+    device:
+        ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    amp:
+        Mixed precision (float16 autocast + gradient scaling); CUDA only, ignored with a
+        warning on the CPU.
+    seed:
+        Seeds python, numpy and torch at the start of a fresh run; the sample order of each
+        epoch depends only on ``seed`` and the epoch. Runs on the CPU are deterministic.
+    run_dir:
+        Folder for ``config.json``, ``metrics.json`` and ``checkpoints/`` (None: nothing
+        written, no resuming).
+    callbacks:
+        Objects with optional ``on_batch_end(metrics)`` / ``on_epoch_end(metrics)``, or
+        callables ``callback(event, metrics)`` with ``event`` ``"batch"`` or ``"epoch"``.
+        The epoch checkpoint is written before the epoch callbacks run.
+    resume:
+        Continue from ``run_dir/checkpoints/last.pt`` if it exists (model, optimiser,
+        scheduler, RNG states, history); the result equals an uninterrupted run.
+    progress:
+        Show a ``tqdm`` progress bar per epoch.
+    config:
+        Extra JSON-like information stored in ``config.json`` and checkpoints (task name,
+        image encoding, class names...).
+    num_workers:
+        ``DataLoader`` worker processes.
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    NonFiniteLossError
+        If a training loss is NaN or infinite; the last good checkpoint is kept.
+    CheckpointError
+        If resuming from a corrupt checkpoint or one written with different settings.
+
+    Examples
+    --------
+    >>> from torch.utils.data import TensorDataset
+    >>> from andersonn_lab.deq.classifier import DEQClassifier
+    >>> _ = torch.manual_seed(0)
+    >>> model = DEQClassifier(3, 2, channels=4, hidden=4, groups=2, pool=1)
+    >>> data = TensorDataset(torch.rand(8, 3, 4, 4), torch.tensor([0, 1] * 4))
+    >>> result = train(model, data, data, epochs=2, batch_size=4, device="cpu", progress=False)
+    >>> [round(m["epoch"]) for m in result.history]
+    [1, 2]
+    """
+    epochs = _check_positive_int("epochs", epochs)
+    batch_size = _check_positive_int("batch_size", batch_size)
+    if scheduler not in SCHEDULERS:
+        raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if len(train_set) == 0:
+        raise ValueError("train_set is empty")
+    device = resolve_device(device)
+    if amp and device.type != "cuda":
+        warnings.warn("amp=True needs CUDA; training in full precision on the CPU", stacklevel=2)
+        amp = False
+    train_config = {
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "weight_decay": weight_decay,
+        "scheduler": scheduler,
+        "grad_clip": grad_clip,
+        "seed": seed,
+        "amp": amp,
+        "device": str(device),
+        "n_train": len(train_set),
+    }
+    model_config = getattr(model, "config", None)
+    full_config = {
+        "train": train_config,
+        "model": dict(model_config) if isinstance(model_config, Mapping) else None,
+        **dict(config or {}),
+    }
+
+    model.to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    sched = (
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        if scheduler == "cosine"
+        else None
+    )
+    scaler = torch.amp.GradScaler("cuda") if amp else None
+
+    result = TrainResult()
+    history: list[dict[str, Any]] = []
+    start_epoch = 0
+    run_path = Path(run_dir) if run_dir is not None else None
+    last_path = best_path = None
+    if run_path is not None:
+        last_path = run_path / "checkpoints" / "last.pt"
+        best_path = run_path / "checkpoints" / "best.pt"
+        result.run_dir, result.last_checkpoint = run_path, last_path
+        if last_path.exists() and not resume:
+            raise FileExistsError(
+                f"{run_path} already holds a checkpoint ({last_path}); pass resume=True to "
+                "continue that run, or choose another run_dir"
+            )
+    if resume and last_path is not None and last_path.exists():
+        saved = read_checkpoint(last_path)
+        _check_resume_config(last_path, saved.get("config", {}).get("train"), train_config)
+        payload = load_checkpoint(
+            last_path, model, optimizer=optimizer, scheduler=sched, scaler=scaler, restore_rng=True
+        )
+        start_epoch = payload["epoch"]
+        history = list(payload["history"])
+        result.resumed_from = start_epoch
+        if best_path is not None and best_path.exists():
+            result.best_checkpoint = best_path
+    else:
+        _seed_everything(seed)
+    if run_path is not None:
+        run_path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(full_config, run_path / "config.json")
+
+    best_score = max((_score(m) for m in history), default=-math.inf)
+    result.best_epoch = next((int(m["epoch"]) for m in history if _score(m) == best_score), None)
+    step = sum(math.ceil(int(m.get("n_train", len(train_set))) / batch_size) for m in history)
+    collector = SolverStatsCollector(model)
+    try:
+        for epoch in range(start_epoch + 1, epochs + 1):
+            metrics, step = _train_epoch(
+                model,
+                train_set,
+                epoch=epoch,
+                epochs=epochs,
+                step=step,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                scaler=scaler,
+                grad_clip=grad_clip,
+                device=device,
+                amp=amp,
+                seed=seed,
+                collector=collector,
+                callbacks=callbacks,
+                progress=progress,
+                num_workers=num_workers,
+                last_path=last_path,
+                completed=len(history),
+            )
+            val_start = time.perf_counter()
+            if val_set is not None and len(val_set) > 0:
+                val = evaluate(model, val_set, batch_size=batch_size, device=device, amp=amp)
+                metrics.update(
+                    val_loss=val["loss"],
+                    val_acc=val["acc"],
+                    val_fwd_iter_mean=val["fwd_iter_mean"],
+                    val_fwd_iter_max=val["fwd_iter_max"],
+                    val_fwd_unconverged=val["fwd_unconverged"],
+                )
+            else:
+                metrics.update(
+                    val_loss=math.nan,
+                    val_acc=math.nan,
+                    val_fwd_iter_mean=math.nan,
+                    val_fwd_iter_max=math.nan,
+                    val_fwd_unconverged=0,
+                )
+            metrics["time_val"] = time.perf_counter() - val_start
+            if sched is not None:
+                sched.step()
+            history.append(metrics)
+            if run_path is not None:
+                save_checkpoint(
+                    last_path,
+                    model=model,
+                    epoch=epoch,
+                    history=history,
+                    config=full_config,
+                    optimizer=optimizer,
+                    scheduler=sched,
+                    scaler=scaler,
+                )
+                score = _score(metrics)
+                if score > best_score:
+                    save_checkpoint(
+                        best_path, model=model, epoch=epoch, history=history, config=full_config
+                    )
+                    result.best_checkpoint = best_path
+                atomic_write_json({"history": history}, run_path / "metrics.json")
+            if _score(metrics) > best_score:
+                best_score, result.best_epoch = _score(metrics), epoch
+            _dispatch(callbacks, "epoch", metrics)
+    finally:
+        collector.close()
+    result.history = history
+    return result
+
+
+def _check_resume_config(path: Path, saved: Any, current: Mapping[str, Any]) -> None:
+    if not isinstance(saved, Mapping):
+        raise CheckpointError(f"{path}: the checkpoint records no training configuration")
+    differ = [key for key in _RESUME_KEYS if saved.get(key) != current.get(key)]
+    if saved.get("epochs") != current["epochs"] and current["scheduler"] != "none":
+        differ.append("epochs")
+    if differ:
+        details = ", ".join(
+            f"{key}: checkpoint {saved.get(key)!r} vs now {current.get(key)!r}" for key in differ
+        )
+        raise CheckpointError(f"{path}: cannot resume with different training settings ({details})")
+
+
+def _train_epoch(
+    model: nn.Module,
+    train_set: Dataset,
+    *,
+    epoch: int,
+    epochs: int,
+    step: int,
+    batch_size: int,
+    optimizer: torch.optim.Optimizer,
+    scaler: Any,
+    grad_clip: float | None,
+    device: torch.device,
+    amp: bool,
+    seed: int,
+    collector: SolverStatsCollector,
+    callbacks: Sequence[Any],
+    progress: bool,
+    num_workers: int,
+    last_path: Path | None,
+    completed: int,
+) -> tuple[dict[str, Any], int]:
+    from tqdm.auto import tqdm
+
+    model.train()
+    acc = _Accumulator()
+    order = _epoch_order(len(train_set), seed, epoch)
+    loader = _loader(train_set, batch_size, order, num_workers)
+    bar = tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress)
+    lr = float(optimizer.param_groups[0]["lr"])
+    epoch_start = time.perf_counter()
+    try:
+        for index, batch in enumerate(bar, start=1):
+            batch_start = time.perf_counter()
+            images, labels = _to_device(batch, device)
+            collector.reset()
+            with torch.autocast(device.type, enabled=amp):
+                logits = model(images)
+            loss = nn.functional.cross_entropy(logits.float(), labels)
+            loss_value = float(loss.detach())
+            if not math.isfinite(loss_value):
+                kept = (
+                    f"the last good checkpoint is {last_path} (epoch {completed})"
+                    if last_path is not None and completed
+                    else "no checkpoint had been written yet"
+                )
+                raise NonFiniteLossError(
+                    f"training loss became {loss_value} at epoch {epoch}, batch {index}; "
+                    f"training stopped ({kept}). Try a lower learning rate, gradient "
+                    "clipping or tighter solver settings."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                if grad_clip is not None:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                loss.backward()
+                if grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+                optimizer.step()
+            step += 1
+            size = labels.numel()
+            correct = int((logits.detach().argmax(1) == labels).sum())
+            acc.add(loss_value, correct, size, collector)
+            fwd, bwd = collector.forward_steps, collector.backward_steps
+            batch_metrics = {
+                "epoch": epoch,
+                "batch": index,
+                "step": step,
+                "batch_size": size,
+                "lr": lr,
+                "loss": loss_value,
+                "acc": correct / size,
+                "fwd_iter_mean": float(fwd.double().mean()) if fwd.numel() else 0.0,
+                "fwd_iter_max": int(fwd.max()) if fwd.numel() else 0,
+                "fwd_nfe": collector.forward_nfe,
+                "fwd_unconverged": collector.forward_unconverged,
+                "bwd_iter_mean": float(bwd.double().mean()) if bwd.numel() else 0.0,
+                "bwd_iter_max": int(bwd.max()) if bwd.numel() else 0,
+                "bwd_nfe": collector.backward_nfe,
+                "bwd_unconverged": collector.backward_unconverged,
+                "time_forward_solve": collector.forward_time,
+                "time_backward_solve": collector.backward_time,
+                "time_batch": time.perf_counter() - batch_start,
+            }
+            bar.set_postfix(
+                loss=f"{batch_metrics['loss']:.3f}",
+                fwd=f"{batch_metrics['fwd_iter_mean']:.1f}",
+                bwd=f"{batch_metrics['bwd_iter_mean']:.1f}",
+                unconv=acc.fwd_unconverged,
+            )
+            _dispatch(callbacks, "batch", batch_metrics)
+    finally:
+        bar.close()
+    elapsed = time.perf_counter() - epoch_start
+    metrics = {
+        "epoch": epoch,
+        "lr": lr,
+        "n_train": acc.count,
+        "train_loss": acc.mean_loss(),
+        "train_acc": acc.accuracy(),
+        "fwd_iter_mean": acc.fwd_mean(),
+        "fwd_iter_max": acc.fwd_max,
+        "bwd_iter_mean": acc.bwd_mean(),
+        "bwd_iter_max": acc.bwd_max,
+        "fwd_unconverged": acc.fwd_unconverged,
+        "bwd_unconverged": acc.bwd_unconverged,
+        "time_forward_solve": acc.fwd_time,
+        "time_backward_solve": acc.bwd_time,
+        "time_other": max(elapsed - acc.fwd_time - acc.bwd_time, 0.0),
+        "time_epoch": elapsed,
+    }
+    return metrics, step
+
+
+def plot_history(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
+    """Save a PNG of loss, accuracy and solver iterations per epoch (matplotlib Agg).
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> history = [{"epoch": 1, "train_loss": 0.7, "val_loss": 0.6, "train_acc": 0.5,
+    ...             "val_acc": 0.6, "fwd_iter_mean": 8, "fwd_iter_max": 12,
+    ...             "bwd_iter_mean": 6, "bwd_iter_max": 9}]
+    >>> plot_history(history, pathlib.Path(tempfile.mkdtemp()) / "h.png").stat().st_size > 0
+    True
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    epochs = [m["epoch"] for m in history]
+    fig = Figure(figsize=(12, 3.6), layout="constrained")
+    FigureCanvasAgg(fig)
+    panels = (
+        ("loss", (("train_loss", "train"), ("val_loss", "val"))),
+        ("accuracy", (("train_acc", "train"), ("val_acc", "val"))),
+        (
+            "solver steps per sample",
+            (
+                ("fwd_iter_mean", "forward mean"),
+                ("fwd_iter_max", "forward max"),
+                ("bwd_iter_mean", "backward mean"),
+                ("bwd_iter_max", "backward max"),
+            ),
+        ),
+    )
+    for axis, (title, series) in zip(fig.subplots(1, 3), panels, strict=True):
+        for key, label in series:
+            values = [m.get(key, math.nan) for m in history]
+            values = [math.nan if v is None else float(v) for v in values]
+            if not all(math.isnan(v) for v in values):
+                axis.plot(epochs, values, marker="o", label=label)
+        axis.set_title(title)
+        axis.set_xlabel("epoch")
+        axis.grid(alpha=0.3)
+        if axis.lines:
+            axis.legend(fontsize="small")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return path
