@@ -5,6 +5,10 @@ Examples
 Open JupyterLab on the notebooks::
 
     andersonn-lab lab
+
+Rebuild a task's data from its sources::
+
+    andersonn-lab data build mofs
 """
 
 from __future__ import annotations
@@ -60,21 +64,51 @@ def _has_module(name: str) -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     """Build the argument parser of the ``andersonn-lab`` command."""
-    parser = argparse.ArgumentParser(prog="andersonn-lab", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="andersonn-lab", description="andersonn_lab: see deep equilibrium models converge."
+    )
     parser.add_argument("--version", action="version", version=f"andersonn_lab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    lab = sub.add_parser("lab", help="open JupyterLab on the notebooks")
+    lab = sub.add_parser(
+        "lab",
+        help="open JupyterLab on the notebooks",
+        description="Open JupyterLab on the notebooks; other options go to JupyterLab.",
+    )
     lab.add_argument("--dir", help="notebook folder (default: the repository's notebooks/)")
-    lab.add_argument("extra", nargs=argparse.REMAINDER, help="arguments passed on to JupyterLab")
     lab.set_defaults(handler=_cmd_lab)
+
+    data = sub.add_parser("data", help="build the task data files from their sources")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    build = data_sub.add_parser("build", help="rebuild data/<task>/ (needs the 'data' extra)")
+    from andersonn_lab.datasets.build import add_arguments, run
+
+    add_arguments(build)
+    build.set_defaults(handler=run)
+
+    from andersonn_lab.deq.cli import (
+        add_predict_arguments,
+        add_train_arguments,
+        run_predict,
+        run_train,
+    )
+
+    train = sub.add_parser("train", help="train a DEQ classifier on a task")
+    add_train_arguments(train)
+    train.set_defaults(handler=run_train)
+    predict = sub.add_parser("predict", help="classify structures with a trained run")
+    add_predict_arguments(predict)
+    predict.set_defaults(handler=run_predict)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "lab":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     return int(args.handler(args) or 0)
 
 
