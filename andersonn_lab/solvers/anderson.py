@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from ._checks import check_int, check_real
-from .base import FixedPointSolver, SolverState, maybe_any
+from .base import REL_EPS, FixedPointSolver, SolverState, maybe_any
 
 
 class Anderson(FixedPointSolver):
@@ -151,6 +151,18 @@ class Anderson(FixedPointSolver):
         ex["f_hist"][:, slot].copy_(fz)
         return g
 
+    def _norms(
+        self, state: SolverState | None, g: torch.Tensor, fz: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # The new Gram column holds ‖g‖² on its diagonal entry: one pass over g saved.
+        ex = state.extra
+        n, slot = ex["filled"], ex["slot"]
+        column = torch.bmm(ex["g_hist"][:, :n], g[:, :, None]).squeeze(-1)
+        ex["column"] = column
+        abs_res = column[:, slot].clamp(min=0).sqrt()
+        rel_res = abs_res / (torch.linalg.vector_norm(fz, dim=1) + REL_EPS)
+        return abs_res, rel_res
+
     def _screen(self, state: SolverState, abs_res: torch.Tensor, crit: torch.Tensor):
         ex = state.extra
         finite = torch.isfinite(abs_res)
@@ -170,11 +182,11 @@ class Anderson(FixedPointSolver):
     def _prepare(self, state: SolverState, rejected: torch.Tensor | None) -> None:
         ex = state.extra
         slot, n = ex["slot"], ex["filled"]
-        g_hist, gram, valid = ex["g_hist"], ex["gram"], ex["valid"]
+        gram, valid = ex["gram"], ex["valid"]
         finite = torch.isfinite(state.abs_res)
 
-        # One new row and column of the Gram matrix: O(m·d).
-        column = torch.bmm(g_hist[:, :n], g_hist[:, slot, :, None]).squeeze(-1).double()
+        # One new row and column of the Gram matrix, O(m·d), computed in _norms.
+        column = ex.pop("column").double()
         gram[:, slot, :n] = column
         gram[:, :n, slot] = column
         valid[:, slot] = finite

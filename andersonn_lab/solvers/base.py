@@ -195,7 +195,7 @@ class FixedPointSolver:
         timer = _StepTimer(z.device)
         fz = self._call(f, z, z0.shape)
         g = self._residual_into(None, z, fz)
-        abs_res, rel_res = self._norms(g, fz)
+        abs_res, rel_res = FixedPointSolver._norms(self, None, g, fz)
         crit = rel_res if self.stop_mode == "rel" else abs_res
         finite = torch.isfinite(crit)
         converged = finite & (crit <= self.tol)
@@ -234,7 +234,7 @@ class FixedPointSolver:
         z = self._propose(state)
         fz = self._call(f, z, state.shape)
         g = self._residual_into(state, z, fz)
-        abs_res, rel_res = self._norms(g, fz)
+        abs_res, rel_res = self._norms(state, g, fz)
         crit = rel_res if self.stop_mode == "rel" else abs_res
         state.iteration += 1
         state.nfe += 1
@@ -351,8 +351,10 @@ class FixedPointSolver:
             raise ValueError(f"f returned dtype {out.dtype} for z of dtype {z.dtype}")
         return out.detach().reshape(z.shape)
 
-    @staticmethod
-    def _norms(g: torch.Tensor, fz: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _norms(
+        self, state: SolverState | None, g: torch.Tensor, fz: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return the absolute and relative residuals of every sample."""
         abs_res = torch.linalg.vector_norm(g, dim=1)
         rel_res = abs_res / (torch.linalg.vector_norm(fz, dim=1) + REL_EPS)
         return abs_res, rel_res
