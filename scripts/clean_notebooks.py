@@ -36,6 +36,7 @@ def execute(notebook: nbformat.NotebookNode, folder: Path) -> None:
 
 def clean(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Strip outputs (but of checked cells), execution counts and volatile metadata."""
+    notebook.metadata.pop("widgets", None)  # saved widget state: megabytes of plot data
     notebook.metadata["kernelspec"] = KERNELSPEC
     notebook.metadata["language_info"] = {"name": "python"}
     for cell in notebook.cells:
