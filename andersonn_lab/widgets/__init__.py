@@ -8,6 +8,9 @@ Examples
 True
 """
 
+from .attribution import atom_scores, gradient_x_input
+from .dashboard import TrainingDashboard
+from .dashboard_controller import DashboardController, RunRecord, TrainingStopped
 from .explorer import ConvergenceExplorer
 from .explorer_controller import (
     PROBLEM_SPECS,
@@ -18,6 +21,14 @@ from .explorer_controller import (
     PlotTrace,
     SweepPoint,
 )
+from .image_data import ImageController
+from .image_viewer import ImageViewer
+from .inspector import MisclassificationInspector
+from .inspector_controller import InspectorController
+from .linked import StructureImageView, link
+from .linked_data import LinkedController
+from .structure_data import StructureController, load_structure
+from .structure_viewer import StructureViewer
 
 __all__ = [
     "PROBLEM_SPECS",
@@ -27,5 +38,21 @@ __all__ = [
     "ExplorerStatus",
     "PlotData",
     "PlotTrace",
+    "DashboardController",
+    "ImageController",
+    "ImageViewer",
+    "InspectorController",
+    "LinkedController",
+    "MisclassificationInspector",
+    "RunRecord",
+    "StructureController",
+    "StructureImageView",
+    "StructureViewer",
     "SweepPoint",
+    "TrainingDashboard",
+    "TrainingStopped",
+    "atom_scores",
+    "gradient_x_input",
+    "link",
+    "load_structure",
 ]

@@ -1,0 +1,222 @@
+"""Node-neighbour image of a structure, channel by channel, as plotly heatmaps.
+
+All logic lives in :class:`~andersonn_lab.widgets.image_data.ImageController`; this module
+draws one heatmap per channel side by side, an encoding and a size selector, and a status
+line (which reports cropping). Hovering a pixel names the atoms it encodes; clicking a pixel
+selects it. Selections are drawn as rectangles (layout shapes).
+
+Examples
+--------
+>>> from andersonn_lab.structures import from_smiles
+>>> viewer = ImageViewer(from_smiles("CCO"), size=8)
+>>> viewer.fig.data[0].text[0][1]
+'row 0: O2 · col 1: C1'
+>>> viewer.select_pixel(0, 1)
+(2, 1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+import networkx as nx
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .image_data import ENCODINGS, ImageController, Rect
+from .structure_data import load_structure
+from .structure_viewer import status_html
+
+__all__ = ["SIZES", "ImageViewer"]
+
+SIZES: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
+"""Image sizes offered by the size selector (any other size given is added)."""
+
+HIGHLIGHT = {"color": "#ff1744", "width": 2}
+
+
+class ImageViewer(w.VBox):
+    """Heatmaps of the three channels of a node-neighbour image, with pixel hover names.
+
+    Parameters
+    ----------
+    source:
+        An atom-bond network, or anything
+        :func:`~andersonn_lab.widgets.structure_data.load_structure` accepts (SMILES,
+        ``ase.Atoms``, entry, ``task=``/``id=``, ...); molecules from SMILES are imaged
+        without 3-D coordinates, as the ``drugs`` task does. Invalid input raises
+        :class:`~andersonn_lab.structures.StructureError` naming it.
+    encoding, size, k:
+        As in :func:`~andersonn_lab.structures.node_neighbor_image`; the encoding and size
+        can be changed in the widget.
+    controller:
+        An existing :class:`ImageController` (then ``source`` etc. are ignored).
+    **load_kwargs:
+        Passed to :func:`load_structure` when ``source`` is not a graph (``cutoff_scale``,
+        ``task``, ``id``, ...).
+
+    Attributes
+    ----------
+    controller, fig, encoding, size, status:
+        Controller, ``go.FigureWidget`` (trace ``c`` is channel ``c``), the two selectors and
+        the status ``HTML``.
+
+    Examples
+    --------
+    >>> viewer = ImageViewer("c1ccccc1", encoding="neighbors", size=8)
+    >>> viewer.encoding.value = "adjacency"  # recomputes and redraws
+    >>> viewer.fig.layout.annotations[1].text
+    'bond_order'
+    """
+
+    def __init__(
+        self,
+        source: Any = None,
+        *,
+        encoding: str = "adjacency",
+        size: int = 32,
+        k: int | None = None,
+        controller: ImageController | None = None,
+        height: int = 360,
+        **load_kwargs: Any,
+    ) -> None:
+        if controller is None:
+            graph = source if isinstance(source, nx.Graph) else None
+            if graph is None:
+                graph = load_structure(source, **load_kwargs).image_graph
+            controller = ImageController(graph, encoding=encoding, size=size, k=k)
+        self.controller = controller
+        self._callbacks: list[Callable[[tuple[Any, Any] | None], None]] = []
+        sizes = sorted({*SIZES, controller.size})
+        self.encoding = w.Dropdown(
+            options=list(ENCODINGS), value=controller.encoding, description="encoding"
+        )
+        self.size = w.Dropdown(options=sizes, value=controller.size, description="size")
+        self.status = w.HTML()
+        self.fig = go.FigureWidget(make_subplots(rows=1, cols=3, horizontal_spacing=0.04))
+        self.fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        self._build_traces()
+        self.encoding.observe(self._on_settings, names="value")
+        self.size.observe(self._on_settings, names="value")
+        super().__init__([w.HBox([self.encoding, self.size]), self.status, self.fig])
+
+    # ------------------------------------------------------------------ drawing
+    def _build_traces(self) -> None:
+        ctrl = self.controller
+        axis = list(range(ctrl.size))
+        with self.fig.batch_update():
+            self.fig.data = []
+            for c, name in enumerate(ctrl.channels):
+                heat = go.Heatmap(
+                    z=ctrl.channel(c),
+                    x=axis,
+                    y=axis,
+                    text=ctrl.hover,
+                    name=name,
+                    hovertemplate="%{text}<br>value %{z:.4g}<extra>" + name + "</extra>",
+                    colorscale="Viridis",
+                    showscale=False,
+                    xgap=0,
+                    ygap=0,
+                )
+                self.fig.add_trace(heat, row=1, col=c + 1)
+                suffix = "" if c == 0 else str(c + 1)
+                self.fig.layout["yaxis" + suffix].update(
+                    autorange="reversed", scaleanchor="x" + suffix, constrain="domain"
+                )
+                self.fig.layout["xaxis" + suffix].update(constrain="domain", side="top")
+            self.fig.layout.annotations = [
+                {
+                    "text": name,
+                    "xref": "x" + ("" if c == 0 else str(c + 1)) + " domain",
+                    "yref": "paper",
+                    "x": 0.5,
+                    "y": 1.0,
+                    "yanchor": "bottom",
+                    "yshift": 22,
+                    "showarrow": False,
+                }
+                for c, name in enumerate(ctrl.channels)
+            ]
+            self._draw_shapes()
+        for trace in self.fig.data:
+            trace.on_click(self.handle_click)
+        message = f"{ctrl.encoding} image {ctrl.size}x{ctrl.size} of {len(ctrl.order)} atoms"
+        self.status.value = status_html(f"{message}; {ctrl.note}" if ctrl.note else message)
+
+    def _draw_shapes(self) -> None:
+        shapes = []
+        for c in range(3):
+            suffix = "" if c == 0 else str(c + 1)
+            shapes += [_rect_shape(rect, "x" + suffix, "y" + suffix) for rect in self.shapes()]
+        self.fig.layout.shapes = shapes
+
+    def shapes(self) -> list[Rect]:
+        """Pixel blocks currently highlighted (the same in every channel)."""
+        return self.controller.highlights()
+
+    def _on_settings(self, change: dict) -> None:
+        try:
+            self.controller.configure(encoding=self.encoding.value, size=int(self.size.value))
+        except ValueError as err:
+            self.status.value = status_html(str(err), "error")
+            return
+        self._build_traces()
+
+    # ------------------------------------------------------------------ public API
+    def set_graph(self, graph: nx.Graph) -> None:
+        """Show the image of another graph with the current encoding and size."""
+        ctrl = self.controller
+        old, ctrl.graph = ctrl.graph, graph
+        try:
+            ctrl.configure(encoding=ctrl.encoding, size=ctrl.size, k=ctrl.k)
+        except Exception:
+            ctrl.graph = old
+            raise
+        self._build_traces()
+
+    def select_atom(self, node: Any | None) -> list[Rect]:
+        """Highlight an atom's row and column (``"neighbors"``: row and neighbour pixels)."""
+        rects = self.controller.select_atom(node)
+        self.redraw_selection()
+        return rects
+
+    def select_pixel(self, row: int, col: int, *, notify: bool = True) -> tuple[Any, Any] | None:
+        """Select pixel ``(row, col)``; returns its atoms and notifies listeners."""
+        atoms = self.controller.select_pixel(row, col)
+        self.redraw_selection()
+        if notify:
+            for callback in list(self._callbacks):
+                callback(atoms)
+        return atoms
+
+    def on_pixel(self, callback: Callable[[tuple[Any, Any] | None], None]) -> None:
+        """Call ``callback(atoms)`` (a pair of graph nodes, or None) when a pixel is selected."""
+        self._callbacks.append(callback)
+
+    def redraw_selection(self) -> None:
+        """Redraw the highlight rectangles after the controller's selection changed."""
+        with self.fig.batch_update():
+            self._draw_shapes()
+
+    def handle_click(self, trace: Any, points: Any, selector: Any = None) -> None:
+        """Plotly ``on_click`` handler of the heatmaps: select the clicked pixel."""
+        if not points.xs:
+            return
+        self.select_pixel(int(points.ys[0]), int(points.xs[0]))
+
+
+def _rect_shape(rect: Rect, xref: str, yref: str) -> dict:
+    return {
+        "type": "rect",
+        "xref": xref,
+        "yref": yref,
+        "x0": rect.col0 - 0.5,
+        "x1": rect.col1 + 0.5,
+        "y0": rect.row0 - 0.5,
+        "y1": rect.row1 + 0.5,
+        "line": HIGHLIGHT,
+        "fillcolor": "rgba(0,0,0,0)",
+    }

@@ -1,0 +1,393 @@
+"""The misclassification inspector: confusion matrix → structures → why (and did it converge?).
+
+All logic lives in :class:`~andersonn_lab.widgets.inspector_controller.InspectorController`;
+this module draws a clickable confusion-matrix heatmap, a list of the structures in the
+chosen cell and, for the chosen structure: the structure and image viewers (atoms coloured
+by attribution), its class probabilities, its forward residual trace, its gradient × input
+map and per-atom scores, plus a table comparing the convergence of correct and wrong
+predictions.
+
+Examples
+--------
+>>> import torch
+>>> from torch.utils.data import TensorDataset
+>>> from andersonn_lab.deq import DEQClassifier
+>>> _ = torch.manual_seed(0)
+>>> model = DEQClassifier(3, 2, channels=4, hidden=4, groups=2, pool=1)
+>>> data = TensorDataset(torch.rand(6, 3, 6, 6), torch.tensor([0, 1] * 3))
+>>> inspector = MisclassificationInspector(model, data)
+>>> inspector.select_cell(0, int(inspector.controller.predicted[0]))[0]
+'0'
+>>> inspector.structures.value
+'0'
+>>> len(inspector.residual_fig.data[0].y) >= 1
+True
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
+from torch import nn
+from torch.utils.data import Dataset
+
+from .inspector_controller import InspectorController, StructureDetail
+
+__all__ = ["MisclassificationInspector", "ViewerFactory"]
+
+LEVEL_STYLE = {
+    "info": ("#2e7d32", "✓"),
+    "warning": ("#e65100", "⚠"),
+    "error": ("#c62828", "✗"),
+}
+
+ViewerFactory = Callable[[Any, "MisclassificationInspector"], Any]
+"""``factory(graph, inspector) -> widget`` building a viewer for one structure's graph."""
+
+
+def _default_viewers() -> dict[str, ViewerFactory]:
+    """The project's StructureViewer and ImageViewer, where importable."""
+    factories: dict[str, ViewerFactory] = {}
+    try:
+        from .structure_viewer import StructureViewer
+    except ImportError:
+        pass
+    else:
+        factories["structure"] = lambda graph, _inspector: StructureViewer(graph, height=320)
+    try:
+        from .image_viewer import ImageViewer
+    except ImportError:
+        pass
+    else:
+        factories["image"] = lambda graph, inspector: ImageViewer(
+            graph,
+            encoding=inspector.controller.encoding,
+            size=int(inspector.controller.detail.image.shape[-1]),
+            height=260,
+        )
+    return factories
+
+
+def _figure(title: str, height: int = 280, width: int = 420, **layout: Any) -> go.FigureWidget:
+    return go.FigureWidget(
+        layout={
+            "height": height,
+            "width": width,
+            "template": "plotly_white",
+            "margin": {"l": 55, "r": 15, "t": 40, "b": 40},
+            "title": {"text": title, "font": {"size": 13}},
+            **layout,
+        }
+    )
+
+
+def _atom_label(graph: Any, node: Any) -> str:
+    attrs = graph.nodes[node] if graph is not None and node in graph.nodes else {}
+    return f"{attrs.get('element', '')}{node}"
+
+
+class MisclassificationInspector:
+    """Click a confusion-matrix cell, pick a structure, and see why the model got it wrong.
+
+    Parameters
+    ----------
+    model:
+        A trained classifier.
+    dataset:
+        The data (a ``TaskDataset``, a ``Subset`` of one, or any ``(image, label)`` dataset).
+    split:
+        Inspect only ``dataset.split[split]`` (``"train"``, ``"val"`` or ``"test"``).
+    viewers:
+        Name → ``factory(graph, inspector)`` of extra viewers for the chosen structure; by
+        default the project's ``StructureViewer`` and ``ImageViewer`` when importable. A
+        viewer with a ``highlight(atom_scores)`` method gets the atom attribution; one with
+        ``select_atom(node)`` gets the most important atom selected. Pass ``{}`` for none.
+    **options:
+        Passed to :class:`InspectorController` (``encoding``, ``batch_size``).
+
+    Attributes
+    ----------
+    confusion_fig, prob_fig, residual_fig, attribution_fig, atom_fig:
+        The plotly panels.
+    cells:
+        ``Dropdown`` of the non-empty cells (the keyboard alternative to clicking).
+    structures:
+        ``Select`` listing the ids of the chosen cell.
+    summary_html, status:
+        The convergence summary table and the status line.
+    viewer_widgets:
+        Name → the viewer widget built for the current structure.
+    widget:
+        The whole inspector, to display.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset: Dataset,
+        *,
+        split: str | None = None,
+        viewers: dict[str, ViewerFactory] | None = None,
+        **options: Any,
+    ) -> None:
+        self.controller = InspectorController(model, dataset, split=split, **options)
+        self.viewer_factories = _default_viewers() if viewers is None else dict(viewers)
+        self.viewer_widgets: dict[str, Any] = {}
+        self._muted = False
+        names = self.controller.class_names
+        self.confusion_fig = _figure(
+            "confusion matrix (click a cell)",
+            height=320,
+            width=380,
+            xaxis={"title": {"text": "predicted"}, "type": "category"},
+            yaxis={"title": {"text": "true"}, "type": "category", "autorange": "reversed"},
+        )
+        self.confusion_fig.add_heatmap(
+            z=self.controller.confusion.tolist(),
+            x=names,
+            y=names,
+            colorscale="Blues",
+            texttemplate="%{z}",
+            hovertemplate="true %{y}<br>predicted %{x}<br>%{z} structures<extra></extra>",
+            showscale=False,
+        )
+        self.confusion_fig.data[0].on_click(self.handle_click)
+        self.cells = w.Dropdown(description="cell", options=self._cell_options(), value=None)
+        self.cells.observe(self._on_cell, "value")
+        self.structures = w.Select(options=[], rows=8, description="structures")
+        self.structures.observe(self._on_structure, "value")
+        self.prob_fig = _figure(
+            "class probabilities", yaxis={"range": [0, 1], "title": {"text": "p"}}
+        )
+        self.residual_fig = _figure(
+            "forward solve of this structure",
+            xaxis={"title": {"text": "iteration"}},
+            yaxis={
+                "title": {"text": "relative residual"},
+                "type": "log",
+                "exponentformat": "power",
+            },
+        )
+        self.attribution_fig = _figure(
+            "gradient × input (sum over channels)",
+            height=340,
+            width=380,
+            yaxis={"autorange": "reversed", "title": {"text": "row (atom)"}},
+            xaxis={"title": {"text": "column"}},
+        )
+        self.atom_fig = _figure(
+            "atom attribution Σ|grad × input|", yaxis={"title": {"text": "score"}}
+        )
+        self.summary_html = w.HTML(self._summary_table())
+        self.status = w.HTML()
+        self.viewer_box = w.HBox([])
+        self.widget = w.VBox(
+            [
+                self.status,
+                w.HBox(
+                    [self.confusion_fig, w.VBox([self.cells, self.structures]), self.summary_html]
+                ),
+                self.viewer_box,
+                w.HBox([self.prob_fig, self.residual_fig]),
+                w.HBox([self.attribution_fig, self.atom_fig]),
+            ]
+        )
+        self.draw_status()
+
+    # ------------------------------------------------------------------ controls
+    def _cell_options(self) -> list[tuple[str, tuple[int, int]]]:
+        names, matrix = self.controller.class_names, self.controller.confusion
+        return [
+            (f"{names[t]} → {names[p]} ({matrix[t, p]})", (t, p))
+            for t in range(len(names))
+            for p in range(len(names))
+            if matrix[t, p] > 0
+        ]
+
+    def _on_cell(self, change: dict) -> None:
+        if not self._muted and change["new"] is not None:
+            self.select_cell(*change["new"])
+
+    def _on_structure(self, change: dict) -> None:
+        if not self._muted and change["new"] is not None:
+            self.select_structure(change["new"])
+
+    def handle_click(self, trace: Any, points: Any, selector: Any = None) -> None:
+        """Plotly click on the confusion heatmap: select the clicked cell."""
+        if not getattr(points, "xs", None) or not getattr(points, "ys", None):
+            return
+        names = self.controller.class_names
+        x, y = points.xs[0], points.ys[0]
+        try:
+            pred = names.index(x) if x in names else int(x)
+            true = names.index(y) if y in names else int(y)
+        except (TypeError, ValueError):
+            self.controller._set("error", f"cannot read the clicked cell ({x!r}, {y!r})")
+            self.draw_status()
+            return
+        self.select_cell(true, pred)
+
+    # ------------------------------------------------------------------ public
+    def select_cell(self, true: int, pred: int) -> list[str]:
+        """Select a cell: list its structures and show the first one."""
+        ids = self.controller.select_cell(true, pred)
+        if (
+            self.controller.selected_cell == (true, pred)
+            and self.controller.status.level != "error"
+        ):
+            self._muted = True
+            try:
+                options = [value for _, value in self.cells.options]
+                self.cells.value = (true, pred) if (true, pred) in options else None
+                self.structures.options = ids
+                self.structures.value = None
+            finally:
+                self._muted = False
+            if ids:
+                self.structures.value = ids[0]  # shows it through the observer
+        self.draw_status()
+        return ids
+
+    def select_structure(self, entry_id: str) -> StructureDetail | None:
+        """Show one structure (by id): viewers, probabilities, residuals, attribution."""
+        detail = self.controller.select_structure(entry_id)
+        if detail is not None:
+            self.draw_detail(detail)
+            if entry_id in self.structures.options and self.structures.value != entry_id:
+                self._muted = True
+                try:
+                    self.structures.value = entry_id
+                finally:
+                    self._muted = False
+        self.draw_status()
+        return detail
+
+    def summary(self) -> dict[str, Any]:
+        """See :meth:`InspectorController.summary`."""
+        return self.controller.summary()
+
+    # ------------------------------------------------------------------ drawing
+    def draw_detail(self, detail: StructureDetail) -> None:
+        """Draw the panels and viewers of one structure."""
+        names = self.controller.class_names
+        colors = ["#2e7d32" if k == detail.label else "#9e9e9e" for k in range(len(names))]
+        if detail.predicted != detail.label:
+            colors[detail.predicted] = "#c62828"
+        with self.prob_fig.batch_update():
+            self.prob_fig.data = ()
+            self.prob_fig.add_bar(
+                x=names, y=detail.probabilities.tolist(), marker={"color": colors}, name="p"
+            )
+            self.prob_fig.layout.title.text = (
+                f"{detail.id}: true {names[detail.label]}, predicted {names[detail.predicted]}"
+            )
+        verdict = "converged" if detail.converged else "did not converge"
+        with self.residual_fig.batch_update():
+            self.residual_fig.data = ()
+            residuals = [r if r > 0 and math.isfinite(r) else None for r in detail.residuals]
+            self.residual_fig.add_scatter(
+                x=list(range(len(residuals))), y=residuals, mode="lines+markers", name=detail.id
+            )
+            self.residual_fig.layout.title.text = (
+                f"forward solve: {verdict} in {detail.steps} steps"
+            )
+        attribution = detail.attribution
+        limit = float(np.abs(attribution).max()) or 1.0
+        with self.attribution_fig.batch_update():
+            self.attribution_fig.data = ()
+            self.attribution_fig.add_heatmap(
+                z=attribution.tolist(), colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit
+            )
+        atoms = list(detail.atom_scores)
+        with self.atom_fig.batch_update():
+            self.atom_fig.data = ()
+            if atoms:
+                self.atom_fig.add_bar(
+                    x=[_atom_label(detail.graph, a) for a in atoms],
+                    y=[detail.atom_scores[a] for a in atoms],
+                    marker={"color": "#6a1b9a"},
+                )
+            self.atom_fig.layout.title.text = (
+                "atom attribution Σ|grad × input|"
+                if atoms
+                else "atom attribution: no structure for this entry"
+            )
+        self._draw_viewers(detail)
+
+    def _draw_viewers(self, detail: StructureDetail) -> None:
+        self.viewer_widgets = {}
+        if detail.graph is None or not self.viewer_factories:
+            self.viewer_box.children = ()
+            return
+        top = max(detail.atom_scores, key=detail.atom_scores.get) if detail.atom_scores else None
+        problems = []
+        for name, factory in self.viewer_factories.items():
+            try:
+                viewer = factory(detail.graph, self)
+                if hasattr(viewer, "highlight") and detail.atom_scores:
+                    viewer.highlight(detail.atom_scores)
+                elif hasattr(viewer, "select_atom") and top is not None:
+                    viewer.select_atom(top)
+            except Exception as err:  # a viewer failing must not hide the rest
+                problems.append(f"{name} viewer: {type(err).__name__}: {err}")
+                continue
+            self.viewer_widgets[name] = viewer
+        self.viewer_box.children = tuple(self.viewer_widgets.values())
+        if problems:
+            self.controller._set("warning", "; ".join(problems))
+
+    def _summary_table(self) -> str:
+        summary = self.controller.summary()
+        rows, tests = summary["rows"], summary["tests"]
+
+        def fmt(value: float, spec: str) -> str:
+            return "–" if isinstance(value, float) and math.isnan(value) else format(value, spec)
+
+        lines = [
+            ("structures", "n", "d"),
+            ("mean iterations", "iter_mean", ".1f"),
+            ("median iterations", "iter_median", ".1f"),
+            ("mean final residual", "residual_mean", ".2e"),
+            ("median final residual", "residual_median", ".2e"),
+            ("converged", "converged_frac", ".0%"),
+        ]
+        cell = "style='padding:2px 8px'"
+        body = "".join(
+            f"<tr><td {cell}>{label}</td><td {cell}>{fmt(rows['correct'][key], spec)}</td>"
+            f"<td {cell}>{fmt(rows['wrong'][key], spec)}</td></tr>"
+            for label, key, spec in lines
+        )
+        stats = "".join(
+            f"<tr><td {cell}>Mann–Whitney {name}</td><td {cell} colspan=2>"
+            f"U = {fmt(test['U'], '.1f')}, p = {fmt(test['p'], '.3g')}</td></tr>"
+            for name, test in tests.items()
+        )
+        return (
+            "<b>Do misclassified structures converge more slowly?</b>"
+            f"<table><thead><tr><th></th><th {cell}>correct</th><th {cell}>wrong</th></tr>"
+            f"</thead><tbody>{body}{stats}</tbody></table>"
+            f"<i>{html.escape(summary['answer'])}</i>"
+        )
+
+    def draw_status(self) -> None:
+        """Show the controller's status."""
+        status = self.controller.status
+        color, symbol = LEVEL_STYLE.get(status.level, ("#333333", ""))
+        self.status.value = (
+            f'<span style="color:{color}">{symbol} {html.escape(status.text)}</span>'
+        )
+
+    def display(self) -> None:
+        """Display the inspector in the notebook."""
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
+        return self.widget._repr_mimebundle_(**kwargs)

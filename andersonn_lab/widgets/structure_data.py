@@ -1,0 +1,573 @@
+"""Logic of the structure viewer: input resolution, 3-D scene data, selection and highlights.
+
+No ipywidgets or plotly here: :class:`StructureController` turns any supported input into an
+atom-bond network plus plain arrays (atom positions, colours, sizes, hover texts, bond
+segments, unit-cell edges) that :mod:`andersonn_lab.widgets.structure_viewer` copies into a
+plotly figure.
+
+Periodic bonds
+--------------
+A bond instance that crosses the cell boundary (shift ``S != 0``) is drawn as two **half-bond
+stubs**: one from atom ``u`` to the midpoint between ``u`` and the image of ``v`` at
+``v + S @ cell``, and one from ``v`` towards the image of ``u`` at ``u - S @ cell``. Every
+stub starts at an atom inside the drawn cell, so no ghost atoms are needed, and each periodic
+bond instance gives exactly two stubs (a bond of an atom to its own image gives its two stubs
+to ``+S`` and ``-S``). Bonds inside the cell (``S == 0``) are full segments.
+
+Examples
+--------
+>>> ctrl = StructureController("CCO")
+>>> ctrl.scene.n_atoms, ctrl.scene.n_bonds, ctrl.scene.cell is None
+(3, 2, True)
+>>> ctrl.select_atom(2)
+(2,)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import networkx as nx
+import numpy as np
+from ase import Atoms
+from ase.data import atomic_numbers, covalent_radii
+from rdkit import Chem
+from rdkit.Chem.Draw import rdMolDraw2D
+
+from andersonn_lab.structures import StructureError, from_atoms, from_mol, from_smiles
+
+__all__ = [
+    "DEFAULT_COLOR",
+    "ELEMENT_COLORS",
+    "LoadedStructure",
+    "Segments",
+    "StructureController",
+    "StructureScene",
+    "build_scene",
+    "element_color",
+    "load_structure",
+]
+
+ELEMENT_COLORS: dict[str, str] = {
+    "H": "#ffffff", "He": "#d9ffff", "Li": "#cc80ff", "Be": "#c2ff00", "B": "#ffb5b5",
+    "C": "#909090", "N": "#3050f8", "O": "#ff0d0d", "F": "#90e050", "Ne": "#b3e3f5",
+    "Na": "#ab5cf2", "Mg": "#8aff00", "Al": "#bfa6a6", "Si": "#f0c8a0", "P": "#ff8000",
+    "S": "#ffff30", "Cl": "#1ff01f", "Ar": "#80d1e3", "K": "#8f40d4", "Ca": "#3dff00",
+    "Sc": "#e6e6e6", "Ti": "#bfc2c7", "V": "#a6a6ab", "Cr": "#8a99c7", "Mn": "#9c7ac7",
+    "Fe": "#e06633", "Co": "#f090a0", "Ni": "#50d050", "Cu": "#c88033", "Zn": "#7d80b0",
+    "Ga": "#c28f8f", "Ge": "#668f8f", "As": "#bd80e3", "Se": "#ffa100", "Br": "#a62929",
+    "Kr": "#5cb8d1", "Rb": "#702eb0", "Sr": "#00ff00", "Y": "#94ffff", "Zr": "#94e0e0",
+    "Nb": "#73c2c9", "Mo": "#54b5b5", "Ru": "#248f8f", "Rh": "#0a7d8c", "Pd": "#006985",
+    "Ag": "#c0c0c0", "Cd": "#ffd98f", "In": "#a67573", "Sn": "#668080", "Sb": "#9e63b5",
+    "Te": "#d47a00", "I": "#940094", "Xe": "#429eb0", "Cs": "#57178f", "Ba": "#00c900",
+    "La": "#70d4ff", "Ce": "#ffffc7", "Gd": "#45ffc7", "Hf": "#4dc2ff", "Ta": "#4da6ff",
+    "W": "#2194d6", "Re": "#267dab", "Os": "#266696", "Ir": "#175487", "Pt": "#d0d0e0",
+    "Au": "#ffd123", "Hg": "#b8b8d0", "Tl": "#a6544d", "Pb": "#575961", "Bi": "#9e4fb5",
+    "U": "#008fff",
+}  # fmt: skip
+"""CPK/Jmol-like colour of each element."""
+
+DEFAULT_COLOR = "#ff1493"
+"""Colour of elements missing from :data:`ELEMENT_COLORS`."""
+
+SELECTION_COLOR = "#ffd400"
+"""Colour of the halo drawn around selected atoms."""
+
+
+def element_color(element: str) -> str:
+    """Return the CPK-like colour of an element symbol.
+
+    Examples
+    --------
+    >>> element_color("O"), element_color("Og")
+    ('#ff0d0d', '#ff1493')
+    """
+    return ELEMENT_COLORS.get(element, DEFAULT_COLOR)
+
+
+@dataclass(frozen=True)
+class LoadedStructure:
+    """An atom-bond network with 3-D positions, and the molecule behind it when known.
+
+    Attributes
+    ----------
+    graph:
+        The atom-bond network (every node has a ``position``).
+    mol:
+        RDKit molecule whose atom indices are the graph's nodes (for the 2-D depiction), or
+        None (crystals, ASE molecules).
+    label:
+        Short description for the status line.
+    note:
+        Extra remark (e.g. that positions come from a force-directed layout), or "".
+    source_graph:
+        The graph as the datasets build it, for images (molecules from SMILES: without 3-D
+        coordinates, so distance channels match the ``drugs`` task; same nodes as ``graph``);
+        None means ``graph``.
+    """
+
+    graph: nx.Graph
+    mol: Chem.Mol | None
+    label: str
+    note: str = ""
+    source_graph: nx.Graph | None = None
+
+    @property
+    def image_graph(self) -> nx.Graph:
+        """The graph to turn into node-neighbour images."""
+        return self.graph if self.source_graph is None else self.source_graph
+
+
+def _is_task(obj: Any) -> bool:
+    return all(hasattr(obj, a) for a in ("entries", "id_to_index", "graph"))
+
+
+def _from_entry(entry: Any, cutoff_scale: float, seed: int) -> LoadedStructure:
+    if isinstance(entry.structure, str):
+        return _from_smiles(entry.structure, seed, name=entry.id)
+    graph = from_atoms(entry.structure, cutoff_scale=cutoff_scale, name=entry.id)
+    return LoadedStructure(graph, None, f"{entry.id} ({graph.graph['formula']})")
+
+
+def _from_smiles(smiles: str, seed: int, name: str | None = None) -> LoadedStructure:
+    graph = from_smiles(smiles, embed_3d=True, seed=seed, name=name)
+    label = f"{name} ({smiles})" if name else smiles
+    flat = from_smiles(smiles, name=name)
+    return LoadedStructure(graph, Chem.MolFromSmiles(smiles), label, source_graph=flat)
+
+
+def _from_task(task: Any, entry_id: str, seed: int) -> LoadedStructure:
+    if isinstance(task, str):
+        from andersonn_lab.datasets import load_task
+
+        task = load_task(task)
+    if entry_id not in task.id_to_index:
+        name = getattr(task, "name", "the task")
+        raise StructureError(f"id {entry_id!r}: no such entry in {name!r}")
+    index = task.id_to_index[entry_id]
+    entry = task.entries[index]
+    if isinstance(entry.structure, str):
+        loaded = _from_smiles(entry.structure, seed, name=entry.id)
+        return replace(loaded, source_graph=task.graph(index))
+    graph = task.graph(index)
+    return LoadedStructure(graph, None, f"{entry.id} ({graph.graph.get('formula', '')})")
+
+
+def _from_graph(graph: nx.Graph, seed: int) -> LoadedStructure:
+    label = str(graph.graph.get("name") or graph.graph.get("formula") or "graph")
+    smiles = graph.graph.get("smiles")
+    mol = Chem.MolFromSmiles(smiles) if smiles else None
+    if mol is not None and mol.GetNumAtoms() != graph.number_of_nodes():
+        mol = Chem.AddHs(mol)
+        if mol.GetNumAtoms() != graph.number_of_nodes():
+            mol = None
+    if all(graph.nodes[n].get("position") is not None for n in graph.nodes):
+        return LoadedStructure(graph, mol, label)
+    if smiles:
+        explicit_h = any(graph.nodes[n].get("element") == "H" for n in graph.nodes)
+        embedded = from_smiles(
+            smiles, explicit_h=explicit_h, embed_3d=True, seed=seed, name=graph.graph.get("name")
+        )
+        if embedded.number_of_nodes() == graph.number_of_nodes():
+            return LoadedStructure(embedded, mol, label, source_graph=graph)
+    layout = nx.spring_layout(graph, dim=3, seed=seed, scale=graph.number_of_nodes() ** 0.5)
+    placed = graph.copy()
+    for node, pos in layout.items():
+        placed.nodes[node]["position"] = tuple(float(x) for x in pos)
+    note = "no coordinates: force-directed layout"
+    return LoadedStructure(placed, mol, label, note=note, source_graph=graph)
+
+
+def load_structure(
+    source: Any = None,
+    *,
+    task: Any = None,
+    id: str | None = None,
+    cutoff_scale: float = 1.0,
+    seed: int = 0,
+) -> LoadedStructure:
+    """Turn a graph, ``ase.Atoms``, SMILES, RDKit ``Mol``, dataset entry or task id into 3-D.
+
+    Parameters
+    ----------
+    source:
+        A :class:`networkx.Graph` from :mod:`andersonn_lab.structures`, an :class:`ase.Atoms`,
+        a SMILES string, an RDKit ``Mol`` or a dataset :class:`~andersonn_lab.datasets.Entry`.
+        Molecules without 3-D coordinates are embedded (``from_smiles(..., embed_3d=True)``);
+        a graph without positions and without SMILES gets a 3-D force-directed layout.
+    task, id:
+        Instead of ``source``: a :class:`~andersonn_lab.datasets.TaskDataset` (or a task name
+        for :func:`~andersonn_lab.datasets.load_task`) and an entry id. Crystals and MOFs use
+        ``task.graph(i)`` (the task's graph options); molecules are embedded from SMILES.
+    cutoff_scale:
+        Bond cutoff multiplier for ``ase.Atoms`` and entries holding one (crystal entries of
+        the ``crystals`` task need 1.2, as the task itself uses).
+    seed:
+        Seed of the 3-D embedding.
+
+    Returns
+    -------
+    LoadedStructure
+
+    Raises
+    ------
+    StructureError
+        For an invalid structure (the message names it), an unknown id, or an unsupported
+        input type.
+
+    Examples
+    --------
+    >>> load_structure("c1ccccc1").graph.number_of_nodes()
+    6
+    """
+    if task is not None or id is not None:
+        if task is None or id is None or source is not None:
+            raise StructureError("give either a source, or both task= and id=")
+        return _from_task(task, id, seed)
+    if isinstance(source, nx.Graph):
+        return _from_graph(source, seed)
+    if isinstance(source, Atoms):
+        graph = from_atoms(source, cutoff_scale=cutoff_scale)
+        return LoadedStructure(graph, None, str(graph.graph.get("name") or graph.graph["formula"]))
+    if isinstance(source, str):
+        return _from_smiles(source, seed)
+    if isinstance(source, Chem.Mol):
+        has_3d = source.GetNumConformers() > 0 and source.GetConformer().Is3D()
+        graph = from_mol(source, embed_3d=not has_3d, seed=seed)
+        mol = Chem.Mol(source) if source.GetNumAtoms() == graph.number_of_nodes() else None
+        return LoadedStructure(graph, mol, str(graph.graph.get("name") or graph.graph["formula"]))
+    if hasattr(source, "structure") and hasattr(source, "id"):
+        return _from_entry(source, cutoff_scale, seed)
+    raise StructureError(
+        f"cannot show a {type(source).__name__}: expected a networkx graph, ase.Atoms, SMILES "
+        "string, RDKit Mol, dataset Entry, or task= and id="
+    )
+
+
+Segments = tuple[list[float | None], list[float | None], list[float | None]]
+"""``(x, y, z)`` of line segments for one plotly trace, each segment followed by ``None``."""
+
+
+@dataclass(frozen=True)
+class StructureScene:
+    """Everything the 3-D figure draws, as plain lists.
+
+    Attributes
+    ----------
+    nodes:
+        Graph nodes in marker order (marker ``p`` is atom ``nodes[p]``).
+    positions:
+        ``(n, 3)`` Cartesian positions in angstrom.
+    elements, colors, sizes, hover:
+        Per-atom element symbol, CPK colour, marker size (from the covalent radius), hover text.
+    bonds, n_bonds:
+        Full segments of bonds inside the cell (and all bonds of molecules), and their count.
+    stubs, n_stubs:
+        Half-bond stubs of bonds that cross the cell boundary (two per bond instance).
+    cell:
+        The 12 unit-cell edges, or None for molecules.
+    """
+
+    nodes: list[Any]
+    positions: np.ndarray
+    elements: list[str]
+    colors: list[str]
+    sizes: list[float]
+    hover: list[str]
+    bonds: Segments
+    n_bonds: int
+    stubs: Segments
+    n_stubs: int
+    cell: Segments | None
+
+    @property
+    def n_atoms(self) -> int:
+        """Number of atoms."""
+        return len(self.nodes)
+
+
+def _add_segment(seg: Segments, a: np.ndarray, b: np.ndarray) -> None:
+    for axis in range(3):
+        seg[axis].extend((float(a[axis]), float(b[axis]), None))
+
+
+def _cell_edges(cell: np.ndarray) -> Segments:
+    seg: Segments = ([], [], [])
+    for axis in range(3):
+        others = [o for o in range(3) if o != axis]
+        for i in (0, 1):
+            for j in (0, 1):
+                start = i * cell[others[0]] + j * cell[others[1]]
+                _add_segment(seg, start, start + cell[axis])
+    return seg
+
+
+def _shift_text(shift: Sequence[int]) -> str:
+    return "[" + " ".join(f"{s:+d}" if s else "0" for s in shift) + "]"
+
+
+def _neighbour_shifts(graph: nx.Graph, node: Any, nb: Any) -> list[tuple[int, ...]]:
+    """Cell shifts of every bond instance from ``node`` to ``nb``, seen from ``node``."""
+    data = graph.edges[node, nb]
+    shifts = [tuple(int(x) for x in s) for s in data.get("shifts") or (data.get("shift"),)]
+    if nb == node:
+        return [s for shift in shifts for s in (shift, tuple(-x for x in shift))]
+    if node > nb:
+        return [tuple(-x for x in s) for s in shifts]
+    return shifts
+
+
+def _hover_texts(graph: nx.Graph, nodes: list[Any], max_listed: int = 16) -> list[str]:
+    """Hover text of each atom: index, element, hydrogens and its neighbours.
+
+    A neighbour bonded once is written ``O4`` (same cell) or ``O4 [0 -1 0]`` (in the cell
+    shifted by that cell vector); one bonded through several periodic images ``Ti1 ×8``.
+    """
+    texts = []
+    for node in nodes:
+        attrs = graph.nodes[node]
+        items = []
+        total = 0
+        for nb in graph.adj[node]:
+            shifts = _neighbour_shifts(graph, node, nb)
+            total += len(shifts)
+            name = f"{graph.nodes[nb]['element']}{nb}"
+            if len(shifts) > 1:
+                items.append(f"{name} ×{len(shifts)}")
+            elif any(shifts[0]):
+                items.append(f"{name} {_shift_text(shifts[0])}")
+            else:
+                items.append(name)
+        shown = ", ".join(items[:max_listed])
+        if len(items) > max_listed:
+            shown += f", … +{len(items) - max_listed} more atoms"
+        hs = int(attrs.get("num_hs") or 0)
+        h_text = f" (+{hs} H)" if hs else ""
+        texts.append(
+            f"atom {node} · {attrs['element']}{h_text}<br>{total} neighbour(s): {shown or 'none'}"
+        )
+    return texts
+
+
+def build_scene(graph: nx.Graph) -> StructureScene:
+    """Compute the drawable arrays of an atom-bond network whose nodes all have positions.
+
+    Parameters
+    ----------
+    graph:
+        An atom-bond network with a ``position`` on every node.
+
+    Returns
+    -------
+    StructureScene
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> from andersonn_lab.structures import from_atoms
+    >>> scene = build_scene(from_atoms(bulk("Cu", "fcc", a=3.6), cutoff_scale=1.2))
+    >>> scene.n_atoms, scene.n_bonds, scene.n_stubs, len(scene.cell[0]) // 3
+    (1, 0, 12, 12)
+    """
+    nodes = list(graph.nodes)
+    index = {node: p for p, node in enumerate(nodes)}
+    positions = np.array([graph.nodes[n]["position"] for n in nodes], dtype=float).reshape(-1, 3)
+    elements = [str(graph.nodes[n]["element"]) for n in nodes]
+    sizes = [6.0 + 10.0 * float(covalent_radii[atomic_numbers.get(e, 0)]) for e in elements]
+    cell_matrix = graph.graph.get("cell") if graph.graph.get("periodic") else None
+    cell = None if cell_matrix is None else np.asarray(cell_matrix, dtype=float)
+    bonds: Segments = ([], [], [])
+    stubs: Segments = ([], [], [])
+    n_bonds = n_stubs = 0
+    for u, v, data in graph.edges(data=True):
+        a, b = sorted((u, v))
+        pa, pb = positions[index[a]], positions[index[b]]
+        shifts = data.get("shifts") or (data.get("shift") or (0, 0, 0),)
+        for shift in shifts:
+            if cell is None or not any(shift):
+                _add_segment(bonds, pa, pb)
+                n_bonds += 1
+                continue
+            offset = np.asarray(shift, dtype=float) @ cell
+            _add_segment(stubs, pa, (pa + pb + offset) / 2)
+            _add_segment(stubs, pb, (pa + pb - offset) / 2)
+            n_stubs += 2
+    return StructureScene(
+        nodes=nodes,
+        positions=positions,
+        elements=elements,
+        colors=[element_color(e) for e in elements],
+        sizes=sizes,
+        hover=_hover_texts(graph, nodes),
+        bonds=bonds,
+        n_bonds=n_bonds,
+        stubs=stubs,
+        n_stubs=n_stubs,
+        cell=None if cell is None else _cell_edges(cell),
+    )
+
+
+class StructureController:
+    """State of a structure viewer: the structure, its scene, the selection and the highlight.
+
+    Parameters
+    ----------
+    source, task, id, cutoff_scale, seed:
+        As in :func:`load_structure`. Invalid input raises :class:`StructureError`.
+
+    Attributes
+    ----------
+    loaded:
+        The :class:`LoadedStructure`.
+    scene:
+        The :class:`StructureScene` drawn.
+    selected:
+        Selected atoms (graph nodes), possibly empty.
+    weights:
+        Per-atom highlight values in marker order, or None.
+
+    Examples
+    --------
+    >>> ctrl = StructureController("CC(=O)O")
+    >>> ctrl.highlight({0: 1.0, 3: 0.5})[:4]
+    [1.0, 0.0, 0.0, 0.5]
+    >>> ctrl.depiction_svg().startswith("<?xml")
+    True
+    """
+
+    def __init__(
+        self,
+        source: Any = None,
+        *,
+        task: Any = None,
+        id: str | None = None,
+        cutoff_scale: float = 1.0,
+        seed: int = 0,
+    ) -> None:
+        self.load(source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed)
+
+    def load(
+        self,
+        source: Any = None,
+        *,
+        task: Any = None,
+        id: str | None = None,
+        cutoff_scale: float = 1.0,
+        seed: int = 0,
+    ) -> LoadedStructure:
+        """Load a new structure (see :func:`load_structure`); clears selection and highlight.
+
+        On error the previous structure is kept and :class:`StructureError` is raised.
+        """
+        loaded = load_structure(source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed)
+        self.loaded = loaded
+        self.scene = build_scene(loaded.graph)
+        self._index = {node: p for p, node in enumerate(self.scene.nodes)}
+        self.selected: tuple[Any, ...] = ()
+        self.weights: list[float] | None = None
+        return loaded
+
+    @property
+    def graph(self) -> nx.Graph:
+        """The atom-bond network shown."""
+        return self.loaded.graph
+
+    @property
+    def periodic(self) -> bool:
+        """Whether the structure is a periodic cell."""
+        return self.scene.cell is not None
+
+    def node_at(self, point: int) -> Any:
+        """Return the graph node drawn as marker ``point``."""
+        return self.scene.nodes[point]
+
+    def _check_node(self, node: Any) -> Any:
+        if node not in self._index:
+            raise ValueError(f"no atom {node!r} in the structure ({self.scene.n_atoms} atoms)")
+        return node
+
+    def select_atom(self, node: Any | None) -> tuple[Any, ...]:
+        """Select one atom (a graph node), or clear the selection with None.
+
+        Returns
+        -------
+        tuple
+            The selected atoms.
+        """
+        return self.select_atoms(() if node is None else (node,))
+
+    def select_atoms(self, nodes: Sequence[Any]) -> tuple[Any, ...]:
+        """Select several atoms (duplicates dropped, order kept); ``()`` clears."""
+        picked: list[Any] = []
+        for node in nodes:
+            if self._check_node(node) not in picked:
+                picked.append(node)
+        self.selected = tuple(picked)
+        return self.selected
+
+    def selection_points(self) -> Segments:
+        """``(x, y, z)`` of the selected atoms, for the selection halo trace."""
+        pts = [self.scene.positions[self._index[n]] for n in self.selected]
+        return tuple([float(p[axis]) for p in pts] for axis in range(3))  # type: ignore[return-value]
+
+    def highlight(
+        self, atom_weights: Mapping[Any, float] | Sequence[float] | np.ndarray | None
+    ) -> list[float] | None:
+        """Colour atoms by a per-atom value (e.g. an attribution map); None restores CPK colours.
+
+        Parameters
+        ----------
+        atom_weights:
+            ``{node: value}`` (missing atoms get 0) or one value per atom in node order.
+
+        Returns
+        -------
+        list or None
+            The values in marker order.
+        """
+        if atom_weights is None:
+            self.weights = None
+            return None
+        if isinstance(atom_weights, Mapping):
+            for node in atom_weights:
+                self._check_node(node)
+            values = [float(atom_weights.get(n, 0.0)) for n in self.scene.nodes]
+        else:
+            arr = np.asarray(atom_weights, dtype=float).ravel()
+            if arr.size != self.scene.n_atoms:
+                raise ValueError(f"got {arr.size} weights for {self.scene.n_atoms} atoms")
+            values = [float(x) for x in arr]
+        if not np.all(np.isfinite(values)):
+            raise ValueError("atom weights must be finite")
+        self.weights = values
+        return values
+
+    def depiction_svg(self, width: int = 320, height: int = 240) -> str | None:
+        """Return the RDKit 2-D depiction (SVG) with the selected atoms highlighted, or None.
+
+        Only molecules built from SMILES or an RDKit ``Mol`` have a depiction.
+        """
+        mol = self.loaded.mol
+        if mol is None:
+            return None
+        drawer = rdMolDraw2D.MolDraw2DSVG(width, height)
+        drawer.drawOptions().addAtomIndices = True
+        highlight = [int(n) for n in self.selected if 0 <= int(n) < mol.GetNumAtoms()]
+        copy = Chem.Mol(mol)
+        copy.RemoveAllConformers()
+        rdMolDraw2D.PrepareAndDrawMolecule(drawer, copy, highlightAtoms=highlight)
+        drawer.FinishDrawing()
+        return drawer.GetDrawingText()
+
+    def describe(self) -> str:
+        """One-line summary for the status line."""
+        scene = self.scene
+        kind = "periodic cell" if self.periodic else "molecule"
+        parts = [f"{self.loaded.label}: {kind}, {scene.n_atoms} atoms, {scene.n_bonds} bonds"]
+        if self.periodic:
+            parts.append(f"{scene.n_stubs} half-bond stubs across the cell boundary")
+        if self.loaded.note:
+            parts.append(self.loaded.note)
+        return "; ".join(parts)

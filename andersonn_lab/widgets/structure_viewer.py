@@ -1,0 +1,290 @@
+"""Interactive 3-D view of an atom-bond network (plotly ``Scatter3d``) with a 2-D depiction.
+
+All logic lives in :class:`~andersonn_lab.widgets.structure_data.StructureController`; this
+module copies its arrays into a ``go.FigureWidget`` and wires clicks and the status line.
+
+Bad input: the **constructor raises** :class:`~andersonn_lab.structures.StructureError`
+naming the input (nothing half-built is shown). Later changes through :meth:`StructureViewer.load`
+never raise: the message appears in the red status line and the previous structure stays.
+
+Examples
+--------
+>>> from andersonn_lab.widgets.structure_viewer import StructureViewer
+>>> viewer = StructureViewer("CC(=O)Oc1ccccc1C(=O)O")
+>>> len(viewer.trace("atoms").x)
+13
+>>> viewer.select_atom(3)
+(3,)
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
+
+from andersonn_lab.structures import StructureError
+
+from .structure_data import SELECTION_COLOR, StructureController
+
+__all__ = ["StructureViewer", "status_html"]
+
+_AXIS = {"visible": False, "showbackground": False}
+
+
+def status_html(message: str, level: str = "info") -> str:
+    """Return the HTML of a status line (``level``: ``"info"`` or ``"error"``).
+
+    Examples
+    --------
+    >>> status_html("bad", "error").startswith("<span style='color:#c62828'>")
+    True
+    """
+    color, symbol = {"info": ("#2e7d32", "✓"), "error": ("#c62828", "✗")}[level]
+    return f"<span style='color:{color}'>{symbol} {html.escape(message)}</span>"
+
+
+class StructureViewer(w.VBox):
+    """3-D structure viewer: atoms by element, bonds, periodic stubs, unit cell, 2-D depiction.
+
+    Atoms are coloured by element (CPK) and sized by covalent radius; bonds inside the cell
+    are grey lines, bonds crossing the cell boundary are dashed half-bond stubs (see
+    :mod:`~andersonn_lab.widgets.structure_data`), and periodic structures show the 12 cell
+    edges. Hovering an atom shows its index, element and neighbours (``[i j k]`` marks a
+    neighbour in another cell). Clicking an atom selects it. Molecules built from SMILES or
+    an RDKit ``Mol`` also get an RDKit 2-D depiction with atom indices.
+
+    Parameters
+    ----------
+    source:
+        A graph, ``ase.Atoms``, SMILES, RDKit ``Mol`` or dataset ``Entry``
+        (see :func:`~andersonn_lab.widgets.structure_data.load_structure`).
+    task, id:
+        A :class:`~andersonn_lab.datasets.TaskDataset` (or task name) and an entry id,
+        instead of ``source``.
+    cutoff_scale, seed:
+        Bond cutoff multiplier for ``ase.Atoms``; seed of the 3-D embedding of molecules.
+    controller:
+        An existing :class:`StructureController` to show (then ``source`` etc. are ignored).
+    height:
+        Figure height in pixels.
+
+    Raises
+    ------
+    StructureError
+        For invalid input, naming it.
+
+    Attributes
+    ----------
+    controller, fig, depiction, status:
+        The controller, the ``go.FigureWidget``, the 2-D depiction ``HTML`` (hidden for
+        crystals) and the status ``HTML``.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> viewer = StructureViewer(bulk("NaCl", "rocksalt", a=5.64), cutoff_scale=1.1)
+    >>> viewer.trace("cell") is not None, viewer.depiction.value
+    (True, '')
+    """
+
+    def __init__(
+        self,
+        source: Any = None,
+        *,
+        task: Any = None,
+        id: str | None = None,
+        cutoff_scale: float = 1.0,
+        seed: int = 0,
+        controller: StructureController | None = None,
+        height: int = 420,
+    ) -> None:
+        self.controller = controller or StructureController(
+            source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed
+        )
+        self._callbacks: list[Callable[[tuple[Any, ...]], None]] = []
+        self.fig = go.FigureWidget(
+            layout={
+                "height": height,
+                "margin": {"l": 0, "r": 0, "t": 24, "b": 0},
+                "showlegend": False,
+                "scene": {"xaxis": _AXIS, "yaxis": _AXIS, "zaxis": _AXIS, "aspectmode": "data"},
+                "uirevision": "keep",
+            }
+        )
+        self.depiction = w.HTML(layout=w.Layout(min_width="0px"))
+        self.status = w.HTML()
+        super().__init__([self.status, w.HBox([self.fig, self.depiction])])
+        self._draw()
+
+    @classmethod
+    def from_dataset(cls, task: Any, id: str, **kwargs: Any) -> StructureViewer:
+        """Open the entry ``id`` of a task (a ``TaskDataset`` or a task name).
+
+        Examples
+        --------
+        >>> viewer = StructureViewer.from_dataset("crystals", "Si-diamond")  # doctest: +SKIP
+        """
+        return cls(task=task, id=id, **kwargs)
+
+    # ------------------------------------------------------------------ drawing
+    def trace(self, name: str) -> Any:
+        """Return the figure trace named ``name`` (``"bonds"``, ``"stubs"``, ``"cell"``,
+        ``"atoms"``, ``"selection"``), or None if the structure has none."""
+        for trace in self.fig.data:
+            if trace.name == name:
+                return trace
+        return None
+
+    def _draw(self) -> None:
+        ctrl = self.controller
+        scene = ctrl.scene
+        traces = [
+            go.Scatter3d(
+                name="bonds",
+                x=scene.bonds[0],
+                y=scene.bonds[1],
+                z=scene.bonds[2],
+                mode="lines",
+                line={"color": "#777777", "width": 5},
+                hoverinfo="skip",
+            )
+        ]
+        if scene.cell is not None:
+            traces.append(
+                go.Scatter3d(
+                    name="stubs",
+                    x=scene.stubs[0],
+                    y=scene.stubs[1],
+                    z=scene.stubs[2],
+                    mode="lines",
+                    line={"color": "#999999", "width": 4, "dash": "dash"},
+                    hoverinfo="skip",
+                )
+            )
+            traces.append(
+                go.Scatter3d(
+                    name="cell",
+                    x=scene.cell[0],
+                    y=scene.cell[1],
+                    z=scene.cell[2],
+                    mode="lines",
+                    line={"color": "#1f3b73", "width": 2},
+                    hoverinfo="skip",
+                )
+            )
+        pos = scene.positions
+        traces.append(
+            go.Scatter3d(
+                name="atoms",
+                x=pos[:, 0],
+                y=pos[:, 1],
+                z=pos[:, 2],
+                mode="markers",
+                marker={"size": scene.sizes, "opacity": 1.0, "line": {"width": 0}},
+                hovertext=scene.hover,
+                hoverinfo="text",
+            )
+        )
+        traces.append(
+            go.Scatter3d(
+                name="selection",
+                x=[],
+                y=[],
+                z=[],
+                mode="markers",
+                marker={"size": 1.6 * max(scene.sizes), "color": SELECTION_COLOR, "opacity": 0.5},
+                hoverinfo="skip",
+            )
+        )
+        with self.fig.batch_update():
+            self.fig.data = []
+            self.fig.add_traces(traces)
+            self._draw_colors()
+            self._draw_selection()
+        self.trace("atoms").on_click(self.handle_click)
+        self.status.value = status_html(ctrl.describe())
+
+    def _draw_colors(self) -> None:
+        atoms = self.trace("atoms")
+        weights = self.controller.weights
+        if weights is None:
+            atoms.marker.update(color=self.controller.scene.colors, showscale=False)
+        else:
+            atoms.marker.update(
+                color=weights,
+                colorscale="Viridis",
+                cmin=min(weights),
+                cmax=max(weights) if max(weights) > min(weights) else min(weights) + 1.0,
+                showscale=True,
+                colorbar={"title": {"text": "weight"}, "len": 0.6},
+            )
+
+    def _draw_selection(self) -> None:
+        x, y, z = self.controller.selection_points()
+        self.trace("selection").update(x=x, y=y, z=z)
+        svg = self.controller.depiction_svg()
+        self.depiction.value = svg or ""
+        self.depiction.layout.display = None if svg else "none"
+
+    # ------------------------------------------------------------------ public API
+    def load(self, source: Any = None, **kwargs: Any) -> bool:
+        """Show another structure; on bad input show the error and keep the current one.
+
+        Returns
+        -------
+        bool
+            Whether the new structure was loaded.
+        """
+        try:
+            self.controller.load(source, **kwargs)
+        except (StructureError, ValueError, TypeError) as err:
+            self.status.value = status_html(str(err), "error")
+            return False
+        self._draw()
+        self._notify()
+        return True
+
+    def select_atom(self, node: Any | None) -> tuple[Any, ...]:
+        """Select one atom (graph node) or clear with None; redraws and notifies listeners."""
+        return self.select_atoms(() if node is None else (node,))
+
+    def select_atoms(self, nodes: Sequence[Any], *, notify: bool = True) -> tuple[Any, ...]:
+        """Select several atoms (e.g. the two atoms of an image pixel)."""
+        selected = self.controller.select_atoms(nodes)
+        self.redraw_selection()
+        if notify:
+            self._notify()
+        return selected
+
+    def highlight(
+        self, atom_weights: Mapping[Any, float] | Sequence[float] | np.ndarray | None
+    ) -> list[float] | None:
+        """Colour atoms by per-atom values (attribution maps); None restores element colours."""
+        values = self.controller.highlight(atom_weights)
+        with self.fig.batch_update():
+            self._draw_colors()
+        return values
+
+    def on_select(self, callback: Callable[[tuple[Any, ...]], None]) -> None:
+        """Call ``callback(selected_atoms)`` whenever the selection changes."""
+        self._callbacks.append(callback)
+
+    def _notify(self) -> None:
+        for callback in list(self._callbacks):
+            callback(self.controller.selected)
+
+    def redraw_selection(self) -> None:
+        """Redraw the selection halo and the depiction after the controller's selection changed."""
+        with self.fig.batch_update():
+            self._draw_selection()
+
+    def handle_click(self, trace: Any, points: Any, selector: Any = None) -> None:
+        """Plotly ``on_click`` handler of the atom markers: select the clicked atom."""
+        if not points.point_inds:
+            return
+        self.select_atom(self.controller.node_at(points.point_inds[0]))
