@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
+
+from andersonn_lab.solvers.problems import FixedPointProblem
 
 from .cells import ResNetCell
 from .layer import DEQLayer
@@ -153,6 +156,55 @@ class DEQClassifier(nn.Module):
         x = self.stem(images)
         z0 = x.detach() if self._arch["init"] == "x" else torch.zeros_like(x)
         return self.deq(x, z0)
+
+    def fixed_point_problem(
+        self,
+        images: torch.Tensor,
+        *,
+        device: str | torch.device | None = "auto",
+        name: str = "deq",
+    ) -> FixedPointProblem:
+        """The forward fixed-point problem ``z = f(z, x)`` of some images, for any solver.
+
+        Parameters
+        ----------
+        images:
+            ``(B, C, H, W)`` node-neighbor images.
+        device:
+            ``"auto"``: CUDA when available, else the model's device; None: the model's device.
+            A model on another device is copied there; the model itself is not moved.
+        name:
+            The problem's name, shown by the convergence explorer.
+
+        Examples
+        --------
+        >>> model = DEQClassifier(3, 2, channels=8, hidden=8, groups=4)
+        >>> problem = model.fixed_point_problem(torch.rand(2, 3, 8, 8), device=None)
+        >>> problem.z0.shape, problem.solve(tol=1e-3).all_converged
+        (torch.Size([2, 8, 8, 8]), True)
+        """
+        here = next(self.parameters()).device
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else here
+        target = torch.device(device) if device is not None else here
+        stem, cell = self.stem, self.deq.cell
+        if target != here:
+            stem, cell = copy.deepcopy(stem).to(target), copy.deepcopy(cell).to(target)
+        with torch.no_grad():
+            x = stem(images.to(target))
+        z0 = x.clone() if self._arch["init"] == "x" else torch.zeros_like(x)
+
+        def f(z: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                return cell(z, x)
+
+        return FixedPointProblem(
+            name=name,
+            f=f,
+            z0=z0,
+            params={"device": str(target), **self._arch},
+            description=f"DEQ forward solve of {images.shape[0]} image(s) on {target}",
+        )
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, num_classes)`` of a batch of ``(B, C, H, W)`` images."""

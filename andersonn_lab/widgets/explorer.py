@@ -366,6 +366,28 @@ class ConvergenceExplorer:
         else:
             self.redraw()
 
+    def use_deq(self, model: Any, dataset: Any, item: int | str, *, device: Any = "auto") -> None:
+        """Explore the forward solve of a trained DEQ classifier on one structure.
+
+        Parameters
+        ----------
+        model:
+            A :class:`~andersonn_lab.deq.DEQClassifier`.
+        dataset:
+            A task dataset (:func:`~andersonn_lab.datasets.load_task`) or any dataset of
+            ``(image, label)`` pairs.
+        item:
+            Index into the dataset, or a structure id (when the dataset has ``id_to_index``).
+        device:
+            ``"auto"`` solves on CUDA when available.
+        """
+        index = dataset.id_to_index[item] if isinstance(item, str) else int(item)
+        image, _ = dataset[index]
+        ids = getattr(dataset, "ids", None)
+        label = f"DEQ on {ids[index] if ids is not None else f'item {index}'}"
+        problem = model.fixed_point_problem(image[None], device=device, name=label)
+        self.set_problem(problem, label)
+
     def redraw(self) -> None:
         """Draw everything from the controller's current state."""
         self.draw_residuals()
