@@ -99,6 +99,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="classify structures with a trained run")
     add_predict_arguments(predict)
     predict.set_defaults(handler=run_predict)
+
+    from andersonn_lab.deq.study import add_bench_arguments, run_bench
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    deq = bench_sub.add_parser("deq", help="Anderson vs forward iteration on trained DEQs")
+    add_bench_arguments(deq)
+    deq.set_defaults(handler=run_bench)
     return parser
 
 

@@ -133,11 +133,22 @@ def _fail(command: str, message: Any, code: int = 2) -> int:
 def run_train(args: argparse.Namespace) -> int:
     """Train a DEQ classifier on a task and write the run folder; return the exit status.
 
+    Under ``torchrun`` (``RANK`` and ``WORLD_SIZE`` set) it trains with
+    DistributedDataParallel: ``--batch-size`` is then the global batch, and rank 0 alone
+    evaluates, writes the run folder and prints.
+
     Exit status: 0 on success, 1 if training stopped on a NaN loss, 2 for bad arguments,
     missing data or an unusable checkpoint.
     """
     from andersonn_lab.datasets import load_task
 
+    from .distributed import distributed_env, init_distributed, train_distributed
+
+    env, device, fit = distributed_env(), args.device, train
+    if env.is_distributed:
+        env, device = init_distributed(args.device)
+        fit = train_distributed
+    who = f"train (rank {env.rank})" if env.is_distributed else "train"
     try:
         forward_solver, backward_solver = _solver_settings(args)
         task = load_task(
@@ -168,7 +179,7 @@ def run_train(args: argparse.Namespace) -> int:
             phantom_damping=args.phantom_damping,
         )
     except (ValueError, FileNotFoundError) as err:
-        return _fail("train", err)
+        return _fail(who, err)
     config = {
         "task": args.task,
         "encoding": args.encoding,
@@ -178,9 +189,11 @@ def run_train(args: argparse.Namespace) -> int:
         "graph_options": dict(getattr(task, "graph_options", {}) or {}),
         "sizes": {"train": len(train_set), "val": len(val_set), "test": len(test_set)},
     }
+    if env.is_distributed:
+        config["distributed"] = {"world_size": env.world_size, "global_batch_size": args.batch_size}
     run_dir = Path(args.run_dir)
     try:
-        result = train(
+        result = fit(
             model,
             train_set,
             val_set,
@@ -190,7 +203,7 @@ def run_train(args: argparse.Namespace) -> int:
             weight_decay=args.weight_decay,
             scheduler=args.scheduler,
             grad_clip=args.grad_clip,
-            device=args.device,
+            device=device,
             amp=args.amp,
             seed=args.seed,
             run_dir=run_dir,
@@ -200,16 +213,19 @@ def run_train(args: argparse.Namespace) -> int:
             num_workers=args.num_workers,
         )
     except NonFiniteLossError as err:
-        return _fail("train", err, code=1)
+        return _fail(who, err, code=1)
     except (CheckpointError, FileExistsError, ValueError) as err:
-        return _fail("train", err)
+        return _fail(who, err)
+    if not env.is_main:
+        return 0
     test = evaluate(model, test_set, batch_size=args.batch_size) if len(test_set) else {}
     atomic_write_json({"history": result.history, "test": test}, run_dir / "metrics.json")
     if result.history:
         plot_history(result.history, run_dir / "training.png")
     last = result.history[-1] if result.history else {}
+    where = f" on {env.world_size} processes" if env.is_distributed else ""
     print(
-        f"trained {args.task} for {len(result.history)} epochs "
+        f"trained {args.task} for {len(result.history)} epochs{where} "
         f"(resumed after {result.resumed_from}); "
         f"val acc {last.get('val_acc', float('nan')):.3f}, "
         f"test acc {test.get('acc', float('nan')):.3f}, "

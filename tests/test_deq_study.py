@@ -1,0 +1,166 @@
+"""The speed-up and crossover study on a tiny synthetic task and a 4-channel model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import pytest
+import torch
+from torch.utils.data import TensorDataset
+
+from andersonn_lab.deq import study as st
+from andersonn_lab.deq.classifier import DEQClassifier
+
+
+def _data(n: int, seed: int) -> TensorDataset:
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 3, 6, 6, generator=gen)
+    labels = (images[:, :, :3].mean((1, 2, 3)) > images[:, :, 3:].mean((1, 2, 3))).long()
+    return TensorDataset(images, labels)
+
+
+def _config(**overrides) -> st.StudyConfig:
+    base = {
+        "channels": 4,
+        "hidden": 4,
+        "groups": 2,
+        "pool": 1,
+        "epochs": 2,
+        "batch_size": 8,
+        "lr": 1e-2,
+        "m_values": (0, 1, 3),
+        "betas": (0.5, 1.0),
+        "eval_samples": 8,
+        "repeats": 1,
+        "eval_max_iter": 60,
+        "device": "cpu",
+    }
+    return st.StudyConfig.quick(**{**base, **overrides})
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("study")
+    sets = {"toy": (_data(24, 0), _data(8, 1), _data(8, 2), 2)}
+    lines: list[str] = []
+    result = st.run_study(_config(), out, datasets=sets, log=lines.append)
+    return result, out, lines
+
+
+def test_json_png_and_table_fields(study):
+    result, out, lines = study
+    assert (out / "deq_study.png").stat().st_size > 0
+    saved = json.loads((out / "deq_study.json").read_text())
+    assert saved["device"]["device"] == "cpu"
+    task = saved["tasks"][0]
+    for key in ("training", "target_acc", "train_time_ratio", "solves", "speedup", "sweep"):
+        assert key in task
+    a, f = task["solves"]
+    assert (a["solver"], f["solver"]) == ("anderson", "forward")
+    for row in (a, f):
+        for key in ("fwd_nfe", "fwd_time", "fwd_unconverged", "bwd_nfe", "bwd_time"):
+            assert row[key] is not None
+        assert row["tol"] == f["tol"] and row["max_iter"] == f["max_iter"]  # same budget
+    for method in ("anderson", "forward"):
+        t = task["training"][method]
+        assert len(t["history"]) == 2 and 0.0 <= t["final_val_acc"] <= 1.0
+        assert "seconds" in t["to_target"]
+    pc = task["prediction_change"]
+    assert pc["n"] == 16 and 0 <= pc["changed"] <= 16
+    table = lines[-1]
+    for text in ("fwd nfe", "bwd nfe", "training-time ratio", "literature: 8.6x", "window sweep"):
+        assert text in table
+    assert "predictions changed" in table
+
+
+def test_sweep_covers_requested_windows_and_betas(study):
+    result, _, _ = study
+    sweep = result["tasks"][0]["sweep"]
+    pairs = {(r["m"], r["beta"]) for r in sweep if r["solver"] == "anderson"}
+    assert pairs == {(m, b) for m in (0, 1, 3) for b in (0.5, 1.0)}
+    assert [r["solver"] for r in sweep].count("forward") == 1
+    sizes = [r["history_bytes"] for r in sweep if r["solver"] == "anderson" and r["beta"] == 1.0]
+    assert sizes == sorted(sizes) and sizes[0] > 0
+    for row in sweep:
+        assert (row["cuda_peak_bytes"] is None) != (row["rss_peak_rise_bytes"] is None)
+
+
+def test_forward_hitting_its_cap_is_labelled():
+    torch.manual_seed(0)
+    model = DEQClassifier(3, 2, channels=4, hidden=4, groups=2, pool=1)
+    images, labels = torch.rand(4, 3, 6, 6), torch.tensor([0, 1, 0, 1])
+    common = {"tol": 1e-7, "max_iter": 3, "repeats": 1}
+    a = st.measure_solve(
+        model, images, labels, method="anderson", m=3, **{**common, "max_iter": 80}
+    )
+    f = st.measure_solve(model, images, labels, method="forward", **common)
+    assert f["fwd_hit_cap"] and f["fwd_unconverged"] == 4 and f["fwd_nfe"] <= 4
+    assert st.speedup_label(a, f) in (
+        "forward hit cap: ratio is a lower bound",
+        "neither converged: not comparable",
+    )
+    assert st.speedup_label({"fwd_unconverged": 0}, f) == "forward hit cap: ratio is a lower bound"
+    study = {
+        "device": {"device": "cpu"},
+        "skipped": {},
+        "tasks": [
+            {
+                "task": "capped",
+                "sizes": {"train": 1, "val": 1, "test": 1},
+                "solves": [a, f],
+                "speedup": {
+                    "fwd_nfe_ratio": f["fwd_nfe"] / a["fwd_nfe"],
+                    "fwd_time_ratio": 1.0,
+                    "fwd_label": st.speedup_label(a, f),
+                    "bwd_nfe_ratio": None,
+                    "bwd_time_ratio": None,
+                    "bwd_label": st.speedup_label(a, f, "bwd"),
+                },
+                "training": {
+                    m: {
+                        "history": [],
+                        "to_target": {"reached": False, "epoch": None, "seconds": 0.0},
+                        "final_val_acc": 0.5,
+                        "test_acc": None,
+                        "fwd_unconverged": 0,
+                        "bwd_unconverged": 0,
+                    }
+                    for m in ("anderson", "forward")
+                },
+                "target_acc": 0.5,
+                "target_source": "given",
+                "train_time_ratio": None,
+                "prediction_change": {
+                    "n": 2,
+                    "changed": 0,
+                    "changed_fraction": 0.0,
+                    "fast_tol": 1e-4,
+                    "reference_tol": 1e-6,
+                    "fast_unconverged": 0,
+                    "reference_unconverged": 0,
+                },
+                "sweep": [f],
+            }
+        ],
+    }
+    table = st.format_table(study)
+    assert "forward hit cap" in table and "NO (4/4 hit cap)" in table
+    assert "(forward hit its cap)" in table
+
+
+def test_time_to_target_and_cli_options():
+    history = [
+        {"epoch": 1, "val_acc": 0.4, "time_epoch": 1.0},
+        {"epoch": 2, "val_acc": math.nan, "time_epoch": 1.0},
+        {"epoch": 3, "val_acc": 0.9, "time_epoch": 1.5},
+    ]
+    assert st.time_to_target(history, 0.9) == {"reached": True, "epoch": 3, "seconds": 3.5}
+    parser = argparse.ArgumentParser()
+    st.add_bench_arguments(parser)
+    config = st.config_from_args(parser.parse_args(["--quick", "--m-values", "4", "0", "4"]))
+    assert config.tasks == ("crystals",) and config.m_values == (0, 4)
+    full = st.config_from_args(parser.parse_args([]))
+    assert set(full.tasks) == {"crystals", "mofs", "drugs"} and max(full.m_values) >= 10
