@@ -23,26 +23,83 @@ from pathlib import Path
 from andersonn_lab import __version__
 
 REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+PACKAGED_NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+"""The notebooks shipped inside the installed package (see ``[tool.setuptools]``)."""
+WORK_FOLDER = "andersonn_lab_notebooks"
+"""Folder (in the current directory) that gets a copy of the packaged notebooks."""
+
+
+def _has_notebooks(folder: Path) -> bool:
+    return folder.is_dir() and any(folder.glob("*.ipynb"))
 
 
 def find_notebooks() -> Path:
-    """Return the folder of notebooks shipped with this checkout.
+    """Return the folder of notebooks: the checkout's ``notebooks/``, else the packaged copy.
 
     Raises
     ------
     FileNotFoundError
-        If the package was installed without its repository's ``notebooks/`` folder.
+        If neither the repository's ``notebooks/`` folder nor the notebooks shipped in the
+        package are there.
     """
-    if REPO_NOTEBOOKS.is_dir() and any(REPO_NOTEBOOKS.glob("*.ipynb")):
-        return REPO_NOTEBOOKS
+    for folder in (REPO_NOTEBOOKS, PACKAGED_NOTEBOOKS):
+        if _has_notebooks(folder):
+            return folder
     raise FileNotFoundError(
-        f"no notebooks found at {REPO_NOTEBOOKS}; install andersonn_lab from its repository "
-        "(pip install -e .) or pass --dir"
+        f"no notebooks found at {REPO_NOTEBOOKS} or {PACKAGED_NOTEBOOKS}; reinstall "
+        "andersonn_lab or pass --dir"
     )
 
 
+def copy_notebooks(source: Path, target: Path) -> list[Path]:
+    """Copy the ``*.ipynb`` files of ``source`` into ``target``, never overwriting one.
+
+    Returns the files that were copied; notebooks already in ``target`` (a user's edited
+    copies) are left as they are.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> src, dst = Path(tempfile.mkdtemp()), Path(tempfile.mkdtemp()) / "work"
+    >>> _ = (src / "a.ipynb").write_text("{}")
+    >>> [p.name for p in copy_notebooks(src, dst)], copy_notebooks(src, dst)
+    (['a.ipynb'], [])
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    copied = []
+    for notebook in sorted(source.glob("*.ipynb")):
+        destination = target / notebook.name
+        if not destination.exists():
+            shutil.copyfile(notebook, destination)
+            copied.append(destination)
+    return copied
+
+
+def _lab_folder(args: argparse.Namespace) -> Path:
+    """The folder to open: ``--dir``, the checkout's notebooks, or a working copy.
+
+    An installed package (no repository around it) must not have JupyterLab write into
+    site-packages, so its notebooks are first copied into ``./andersonn_lab_notebooks``.
+    """
+    if args.dir:
+        return Path(args.dir)
+    source = find_notebooks()
+    if source == REPO_NOTEBOOKS:
+        return source
+    target = Path.cwd() / WORK_FOLDER
+    copied = copy_notebooks(source, target)
+    kept = len(list(source.glob("*.ipynb"))) - len(copied)
+    note = f" ({kept} already there, kept)" if kept else ""
+    print(f"andersonn-lab lab: copied {len(copied)} notebooks to {target}{note}", file=sys.stderr)
+    return target
+
+
 def _cmd_lab(args: argparse.Namespace) -> int:
-    folder = Path(args.dir) if args.dir else find_notebooks()
+    try:
+        folder = _lab_folder(args)
+    except (FileNotFoundError, OSError) as error:
+        print(f"andersonn-lab lab: {error}", file=sys.stderr)
+        return 2
     if not folder.is_dir():
         print(f"andersonn-lab lab: folder {folder} does not exist", file=sys.stderr)
         return 2
@@ -75,7 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="open JupyterLab on the notebooks",
         description="Open JupyterLab on the notebooks; other options go to JupyterLab.",
     )
-    lab.add_argument("--dir", help="notebook folder (default: the repository's notebooks/)")
+    lab.add_argument(
+        "--dir",
+        help="notebook folder (default: the repository's notebooks/, or a working copy of "
+        "the notebooks installed with the package)",
+    )
     lab.set_defaults(handler=_cmd_lab)
 
     data = sub.add_parser("data", help="build the task data files from their sources")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,52 @@ def test_console_script_runs():
         [sys.executable, "-m", "andersonn_lab.cli", "--help"], capture_output=True, text=True
     )
     assert out.returncode == 0 and "lab" in out.stdout and "data" in out.stdout
+
+
+def test_lab_copies_packaged_notebooks_when_installed_without_the_repository(
+    tmp_path, monkeypatch, capsys
+):
+    packaged = tmp_path / "site-packages" / "andersonn_lab" / "notebooks"
+    packaged.mkdir(parents=True)
+    for name in ("01_a.ipynb", "02_b.ipynb"):
+        (packaged / name).write_text('{"cells": []}')
+    work = tmp_path / "cwd"
+    (work / cli.WORK_FOLDER).mkdir(parents=True)
+    (work / cli.WORK_FOLDER / "01_a.ipynb").write_text("my edits")
+    monkeypatch.setattr(cli, "REPO_NOTEBOOKS", tmp_path / "no-repo" / "notebooks")
+    monkeypatch.setattr(cli, "PACKAGED_NOTEBOOKS", packaged)
+    monkeypatch.chdir(work)
+    calls = []
+    monkeypatch.setattr(cli.subprocess, "call", lambda command: calls.append(command) or 0)
+    assert cli.main(["lab"]) == 0
+    target = work / cli.WORK_FOLDER
+    assert f"--notebook-dir={target}" in calls[0]
+    assert (target / "01_a.ipynb").read_text() == "my edits"  # never overwritten
+    assert (target / "02_b.ipynb").read_text() == '{"cells": []}'
+    assert "copied 1 notebooks" in capsys.readouterr().err
+
+
+def test_lab_without_any_notebooks_fails_clearly(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "REPO_NOTEBOOKS", tmp_path / "a")
+    monkeypatch.setattr(cli, "PACKAGED_NOTEBOOKS", tmp_path / "b")
+    assert cli.main(["lab"]) == 2
+    assert "no notebooks found" in capsys.readouterr().err
+
+
+def test_pyproject_ships_every_package_and_the_notebooks():
+    """The explicit package list of pyproject.toml misses no subpackage; notebooks ship."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    root = Path(cli.__file__).resolve().parents[1]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    on_disk = {
+        ".".join(init.parent.relative_to(root).parts)
+        for init in (root / "andersonn_lab").rglob("__init__.py")
+    }
+    listed = set(setuptools["packages"])
+    assert on_disk <= listed, f"add to [tool.setuptools] packages: {sorted(on_disk - listed)}"
+    assert setuptools["package-dir"]["andersonn_lab.notebooks"] == "notebooks"
+    assert "*.ipynb" in setuptools["package-data"]["andersonn_lab.notebooks"]
+    assert any((root / "notebooks").glob("*.ipynb"))
