@@ -81,23 +81,53 @@ def run_torchdeq(problem, tol: float, max_iter: int, window: int):
     return go
 
 
-def measure(problem, name: str, runner, repeats: int, device: torch.device) -> Row:
-    times, outside, nfe, converged = [], [], 0, True
+def timed_run(problem, runner, device: torch.device) -> tuple[float, float, int, bool]:
+    """One run: (total seconds, seconds inside f, calls to f, converged)."""
+    timed = TimedMap(problem.f, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    converged = runner(timed)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, timed.seconds, timed.calls, converged
+
+
+def measure_all(problem, runners: dict, repeats: int, device: torch.device) -> dict[str, Row]:
+    """Run every solver ``repeats`` times, interleaved, so that machine noise hits all alike."""
+    runs: dict[str, list] = {name: [] for name in runners}
     for _ in range(repeats):
-        timed = TimedMap(problem.f, device)
-        if device.type == "cuda":
+        for name, runner in runners.items():
+            runs[name].append(timed_run(problem, runner, device))
+    rows = {}
+    for name, results in runs.items():
+        totals = [total for total, *_ in results]
+        outside = [(total - inside) / total for total, inside, _, _ in results]
+        _, _, calls, converged = results[-1]
+        rows[name] = Row(
+            problem.name,
+            name,
+            calls,
+            converged,
+            statistics.median(totals),
+            statistics.median(outside),
+        )
+    return rows
+
+
+def state_pass_seconds(z0: torch.Tensor, repeats: int = 20) -> float:
+    """Median time of one copy of the state: the unit of memory traffic per solver step."""
+    src, dst = z0.clone().normal_(), torch.empty_like(z0)
+    times = []
+    for _ in range(repeats):
+        if z0.device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        converged = runner(timed)
-        if device.type == "cuda":
+        dst.copy_(src)
+        if z0.device.type == "cuda":
             torch.cuda.synchronize()
-        total = time.perf_counter() - start
-        times.append(total)
-        outside.append((total - timed.seconds) / total)
-        nfe = timed.calls
-    return Row(
-        problem.name, name, nfe, converged, statistics.median(times), statistics.median(outside)
-    )
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def cases(quick: bool, device: torch.device):
@@ -182,10 +212,7 @@ def main() -> None:
             runners["torchdeq m=6"] = run_torchdeq(problem, tol, max_iter, window=6)
         for runner in runners.values():  # warm-up
             runner(problem.f)
-        measured = {
-            name: measure(problem, name, runner, args.repeats, device)
-            for name, runner in runners.items()
-        }
+        measured = measure_all(problem, runners, args.repeats, device)
         rows.extend(measured.values())
         for name, row in measured.items():
             ratio = ""
@@ -195,6 +222,16 @@ def main() -> None:
                 f"{label:34} {name:17} {row.nfe:5d} {str(row.converged):>5} "
                 f"{row.seconds:8.3f} {row.outside_f:9.1%} {ratio:>11}"
             )
+        if label.startswith("conv"):
+            ours = measured["anderson m=5"]
+            per_step = ours.seconds * ours.outside_f / max(ours.nfe - 1, 1)
+            one_pass = state_pass_seconds(problem.z0)
+            in_f = ours.seconds * (1 - ours.outside_f) / ours.nfe
+            print(
+                f"{'':34} anderson outside f per step {per_step * 1e3:.1f} ms = "
+                f"{per_step / one_pass:.0f} copies of the state ({one_pass * 1e3:.2f} ms each); "
+                f"one f call {in_f * 1e3:.1f} ms"
+            )
 
     sync = None
     if device.type == "cuda":
@@ -203,7 +240,8 @@ def main() -> None:
         for check_every in (1, 4):
             runner = run_ours(problem, "anderson", 1e-5, 100, m=5, check_every=check_every)
             runner(problem.f)
-            every[check_every] = measure(problem, "anderson", runner, args.repeats, device).seconds
+            rows_ = measure_all(problem, {"anderson": runner}, args.repeats, device)
+            every[check_every] = rows_["anderson"].seconds
         sync = {"check_every_1_s": every[1], "check_every_4_s": every[4]}
         print(
             f"\nCUDA convergence check every step: {every[1]:.4f} s; every 4 steps: "

@@ -198,7 +198,11 @@ class ConvergenceExplorer:
         self.max_iter = w.IntSlider(
             value=s.max_iter, min=1, max=1000, description="max iter", **common
         )
-        self.compare = w.Checkbox(value=s.compare, description="compare forward vs Anderson")
+        self.compare = w.Checkbox(
+            value=s.compare,
+            description="compare forward vs Anderson",
+            style={"description_width": "initial"},
+        )
         self.problem = w.Dropdown(
             options=self.controller.problem_names, value=s.problem, description="problem"
         )
@@ -421,8 +425,12 @@ class ConvergenceExplorer:
     def draw_crossover(self) -> None:
         """Copy the sweep's plot data into :attr:`crossover_fig`."""
         traces = self.controller.crossover_data()
+        title = "crossover: cost against window m"
+        if not traces:
+            title += " (press Sweep m)"
         with self._draw_lock:
             self._drawn_crossover = sync_traces(self.crossover_fig, traces, self._drawn_crossover)
+            self.crossover_fig.layout.title.text = title
 
     def draw_status(self) -> None:
         """Show the controller's status in :attr:`status`."""
