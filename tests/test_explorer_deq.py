@@ -28,11 +28,11 @@ def test_fixed_point_problem_matches_the_layer_solve():
     )
     images = _Images().images
     problem = model.fixed_point_problem(images, device=None)
-    result = problem.solve(tol=1e-6, max_iter=100)
+    result = problem.solve(tol=1e-7, max_iter=200)
     with torch.no_grad():
         z_star = model.features(images)
     assert result.all_converged
-    torch.testing.assert_close(result.z, z_star, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(result.z, z_star, rtol=1e-4, atol=1e-4)
 
 
 def test_explorer_runs_a_deq_on_a_chosen_structure():
