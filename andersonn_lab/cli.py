@@ -14,6 +14,7 @@ Rebuild a task's data from its sources::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -109,8 +110,10 @@ def _cmd_lab(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={folder}", *args.extra]
-    return subprocess.call(command)
+    command = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={folder}"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0 and "--allow-root" not in args.extra:
+        command.append("--allow-root")  # containers and CI machines often run as root
+    return subprocess.call([*command, *args.extra])
 
 
 def _has_module(name: str) -> bool:

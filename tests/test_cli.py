@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ def test_lab_opens_jupyterlab_on_the_repository_notebooks(monkeypatch):
     assert command[:3] == [sys.executable, "-m", "jupyterlab"]
     assert f"--notebook-dir={cli.REPO_NOTEBOOKS}" in command
     assert command[-1] == "--no-browser"
+    assert ("--allow-root" in command) == (os.geteuid() == 0)
     assert any(cli.find_notebooks().glob("01_*.ipynb"))
 
 
