@@ -119,7 +119,8 @@ class Anderson(FixedPointSolver):
         f_hist[:, 0] = torch.where(finite[:, None], state.fz, 0)
         g_hist[:, 0] = torch.where(finite[:, None], g, 0)
         gram = torch.zeros(batch, slots, slots, dtype=torch.float64, device=state.z.device)
-        gram[:, 0, 0] = g_hist[:, 0].double().pow(2).sum(-1)
+        # ‖g‖² from the residual norm already computed: no float64 copy of the whole state.
+        gram[:, 0, 0] = torch.where(finite, state.abs_res, 0).double().square()
         valid = torch.zeros(batch, slots, dtype=torch.bool, device=state.z.device)
         valid[:, 0] = finite
         zeros = torch.zeros(batch, dtype=torch.long, device=state.z.device)
