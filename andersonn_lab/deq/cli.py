@@ -53,54 +53,111 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     >>> add_train_arguments(parser)
     >>> args = parser.parse_args(["--task", "drugs", "--run-dir", "runs/x", "--m", "3"])
     >>> args.solver, args.m, args.epochs
-    ('anderson', 3, 10)
+    ('anderson', 3, None)
+
+    Options left out (None) take the task's default recipe
+    (:func:`~andersonn_lab.deq.recipe.default_recipe`), see :func:`apply_recipe`.
     """
     data = parser.add_argument_group("data")
     data.add_argument("--task", required=True, choices=TASK_CHOICES, help="classification task")
     data.add_argument("--encoding", default="adjacency", choices=ENCODINGS, help="image encoding")
-    data.add_argument("--image-size", type=int, default=32, help="image rows/columns (atoms)")
+    data.add_argument("--image-size", type=int, default=None, help="image rows/columns (atoms)")
     data.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split")
     data.add_argument("--data-dir", default=None, help="task data folder (default: bundled)")
     data.add_argument("--cache-dir", default=None, help="image cache folder")
 
     solver = parser.add_argument_group("fixed-point solvers")
     solver.add_argument("--solver", default="anderson", choices=SOLVER_CHOICES)
-    solver.add_argument("--m", type=int, default=None, help="Anderson window (default 5)")
-    solver.add_argument("--beta", type=float, default=1.0, help="mixing / damping in (0, 2]")
-    solver.add_argument("--tol", type=float, default=1e-4, help="forward relative tolerance")
-    solver.add_argument("--max-iter", type=int, default=30, help="forward solver steps at most")
+    solver.add_argument("--m", type=int, default=None, help="Anderson window")
+    solver.add_argument("--beta", type=float, default=None, help="mixing / damping in (0, 2]")
+    solver.add_argument("--tol", type=float, default=None, help="forward relative tolerance")
+    solver.add_argument("--max-iter", type=int, default=None, help="forward solver steps at most")
     solver.add_argument(
         "--backward-solver", default=None, choices=SOLVER_CHOICES, help="default: --solver"
     )
-    solver.add_argument("--backward-tol", type=float, default=1e-4)
-    solver.add_argument("--backward-max-iter", type=int, default=30)
+    solver.add_argument("--backward-tol", type=float, default=None)
+    solver.add_argument("--backward-max-iter", type=int, default=None)
     solver.add_argument("--gradient", default="implicit", choices=GRADIENTS)
     solver.add_argument("--phantom-steps", type=int, default=5)
     solver.add_argument("--phantom-damping", type=float, default=0.8)
 
     model = parser.add_argument_group("model")
-    model.add_argument("--channels", type=int, default=48)
-    model.add_argument("--hidden", type=int, default=64)
-    model.add_argument("--groups", type=int, default=8)
-    model.add_argument("--weight-std", type=float, default=0.01)
+    model.add_argument("--channels", type=int, default=None)
+    model.add_argument("--hidden", type=int, default=None)
+    model.add_argument("--groups", type=int, default=None)
+    model.add_argument("--weight-std", type=float, default=None)
     model.add_argument("--weight-norm", action="store_true", help="weight-normalise the cell")
-    model.add_argument("--init", default="zeros", choices=INITS, help="initial state")
-    model.add_argument("--pool", type=int, default=4, help="pooled map side before the head")
+    model.add_argument("--init", default=None, choices=INITS, help="initial state")
+    model.add_argument("--pool", type=int, default=None, help="pooled map side before the head")
 
     run = parser.add_argument_group("training")
     run.add_argument("--run-dir", required=True, help="folder for config, checkpoints, metrics")
-    run.add_argument("--epochs", type=int, default=10)
-    run.add_argument("--batch-size", type=int, default=32)
-    run.add_argument("--lr", type=float, default=1e-3)
-    run.add_argument("--weight-decay", type=float, default=0.0)
+    run.add_argument("--epochs", type=int, default=None)
+    run.add_argument("--batch-size", type=int, default=None)
+    run.add_argument("--lr", type=float, default=None)
+    run.add_argument("--weight-decay", type=float, default=None)
     run.add_argument("--scheduler", default="cosine", choices=SCHEDULERS)
     run.add_argument("--grad-clip", type=float, default=None)
+    run.add_argument(
+        "--jacobian-penalty", type=float, default=None, help="weight of ‖J_f‖_F² in the loss"
+    )
+    run.add_argument(
+        "--smoke", action="store_true", help="the recipe's tiny setting (subsets, few epochs)"
+    )
     run.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     run.add_argument("--amp", action="store_true", help="mixed precision (CUDA only)")
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     run.add_argument("--num-workers", type=int, default=0)
+
+
+_RECIPE_MODEL_ARGS = ("channels", "hidden", "groups", "weight_std", "init", "pool")
+_RECIPE_TRAIN_ARGS = ("epochs", "batch_size", "lr", "weight_decay", "jacobian_penalty")
+_MODEL_DEFAULTS = {"weight_std": 0.01, "init": "zeros"}
+_TRAIN_DEFAULTS = {"weight_decay": 0.0, "jacobian_penalty": 0.0}
+
+
+def apply_recipe(args: argparse.Namespace) -> Any:
+    """Fill the options left as None from the task's default recipe; return that recipe.
+
+    The recipe is :func:`~andersonn_lab.deq.recipe.default_recipe` (its smoke setting with
+    ``--smoke``), so ``andersonn-lab train --task T --run-dir D`` trains the recipe whose
+    accuracy the README reports.
+
+    Examples
+    --------
+    >>> parser = argparse.ArgumentParser()
+    >>> add_train_arguments(parser)
+    >>> args = parser.parse_args(["--task", "crystals", "--run-dir", "x", "--epochs", "2"])
+    >>> recipe = apply_recipe(args)
+    >>> args.epochs, args.lr == recipe.training["lr"], args.tol == recipe.forward_solver["tol"]
+    (2, True, True)
+    """
+    from .recipe import default_recipe
+
+    recipe = default_recipe(args.task, smoke=bool(getattr(args, "smoke", False)))
+    if args.image_size is None:
+        args.image_size = recipe.image_size
+    for name in _RECIPE_MODEL_ARGS:
+        if getattr(args, name) is None:
+            setattr(args, name, recipe.model.get(name, _MODEL_DEFAULTS.get(name)))
+    for name in _RECIPE_TRAIN_ARGS:
+        if getattr(args, name) is None:
+            setattr(args, name, recipe.training.get(name, _TRAIN_DEFAULTS.get(name)))
+    forward, backward = recipe.forward_solver, recipe.backward_solver
+    for name, settings, key in (
+        ("beta", forward, "beta"),
+        ("tol", forward, "tol"),
+        ("max_iter", forward, "max_iter"),
+        ("backward_tol", backward, "tol"),
+        ("backward_max_iter", backward, "max_iter"),
+    ):
+        if getattr(args, name) is None:
+            setattr(args, name, settings[key])
+    if args.m is None and args.solver == "anderson":
+        args.m = forward.get("m")
+    return recipe
 
 
 def _solver_settings(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -150,7 +207,9 @@ def run_train(args: argparse.Namespace) -> int:
         fit = train_distributed
     who = f"train (rank {env.rank})" if env.is_distributed else "train"
     try:
+        recipe = apply_recipe(args)
         forward_solver, backward_solver = _solver_settings(args)
+        options = {"graph_options": dict(recipe.graph_options)} if recipe.graph_options else {}
         task = load_task(
             args.task,
             encoding=args.encoding,
@@ -158,8 +217,9 @@ def run_train(args: argparse.Namespace) -> int:
             split_seed=args.split_seed,
             data_dir=args.data_dir,
             cache_dir=args.cache_dir,
+            **options,
         )
-        train_set, val_set, test_set = (task.subset(s) for s in ("train", "val", "test"))
+        train_set, val_set, test_set = recipe.splits(task)
         image, _ = task[0]
         torch.manual_seed(args.seed)
         model = DEQClassifier(
@@ -188,6 +248,7 @@ def run_train(args: argparse.Namespace) -> int:
         "class_names": list(task.class_names),
         "graph_options": dict(getattr(task, "graph_options", {}) or {}),
         "sizes": {"train": len(train_set), "val": len(val_set), "test": len(test_set)},
+        "smoke": bool(args.smoke),
     }
     if env.is_distributed:
         config["distributed"] = {"world_size": env.world_size, "global_batch_size": args.batch_size}
@@ -203,6 +264,7 @@ def run_train(args: argparse.Namespace) -> int:
             weight_decay=args.weight_decay,
             scheduler=args.scheduler,
             grad_clip=args.grad_clip,
+            jacobian_penalty=args.jacobian_penalty,
             device=device,
             amp=args.amp,
             seed=args.seed,

@@ -15,7 +15,13 @@ from torch.utils.hooks import RemovableHandle
 
 from andersonn_lab.solvers import SolverResult, make_solver
 
-from .gradients import GRADIENTS, implicit_attach, one_step_attach, phantom_attach
+from .gradients import (
+    GRADIENTS,
+    implicit_attach,
+    jacobian_frobenius,
+    one_step_attach,
+    phantom_attach,
+)
 
 __all__ = [
     "DEFAULT_BACKWARD_SOLVER",
@@ -241,6 +247,13 @@ class DEQLayer(nn.Module):
     last_stats:
         :class:`DEQStats` of the latest call (None before the first); its ``backward``
         field is filled in by the backward pass of that call.
+    track_jacobian:
+        When True, every call that builds a graph also computes
+        :func:`~andersonn_lab.deq.gradients.jacobian_frobenius` at ``z*`` into
+        ``last_jacobian`` (a differentiable scalar) for a Jacobian penalty in the loss;
+        :func:`~andersonn_lab.deq.train.train` sets it when ``jacobian_penalty > 0``.
+    last_jacobian:
+        That estimate from the latest call, or None.
 
     Examples
     --------
@@ -267,6 +280,8 @@ class DEQLayer(nn.Module):
             raise ValueError(f"cell must be a torch.nn.Module, got {type(cell).__name__}")
         self.cell = cell
         self.last_stats: DEQStats | None = None
+        self.track_jacobian = False
+        self.last_jacobian: torch.Tensor | None = None
         self._stats_hooks: OrderedDict[int, StatsHook] = OrderedDict()
         self.configure(
             forward_solver=forward_solver or {},
@@ -384,10 +399,13 @@ class DEQLayer(nn.Module):
         self.last_stats = stats
         self._emit("forward", stats)
         z_star = result.z
+        self.last_jacobian = None
         if not torch.is_grad_enabled() or not (
             x.requires_grad or any(p.requires_grad for p in self.cell.parameters())
         ):
             return z_star
+        if self.track_jacobian:
+            self.last_jacobian = jacobian_frobenius(self.cell, z_star, x)
         if self.gradient == "one_step":
             return one_step_attach(self.cell, z_star, x)
         if self.gradient == "phantom":

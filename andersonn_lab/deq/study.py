@@ -93,9 +93,10 @@ class StudyConfig:
     tasks:
         Task names for :func:`run_study` (tasks without data are skipped with a note).
     channels, hidden, groups, pool:
-        :class:`~andersonn_lab.deq.classifier.DEQClassifier` architecture.
-    epochs, batch_size, lr, seed:
-        Training recipe, identical for both solvers.
+        :class:`~andersonn_lab.deq.classifier.DEQClassifier` architecture; None: the task's
+        default recipe (:func:`~andersonn_lab.deq.recipe.default_recipe`).
+    epochs, batch_size, lr, jacobian_penalty, seed:
+        Training settings, identical for both solvers; None: the task's default recipe.
     m, beta:
         Anderson window and mixing for training and the solver comparison.
     train_tol, train_max_iter:
@@ -126,13 +127,14 @@ class StudyConfig:
     """
 
     tasks: tuple[str, ...] = ("crystals", "mofs", "drugs")
-    channels: int = 48
-    hidden: int = 64
-    groups: int = 8
-    pool: int = 4
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 1e-3
+    channels: int | None = None
+    hidden: int | None = None
+    groups: int | None = None
+    pool: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    jacobian_penalty: float | None = None
     seed: int = 0
     m: int = 5
     beta: float = 1.0
@@ -166,6 +168,39 @@ class StudyConfig:
             eval_max_iter=300,
         )
         return replace(base, **overrides)
+
+    def for_task(self, task: str) -> StudyConfig:
+        """This configuration with every None setting taken from ``task``'s default recipe.
+
+        Examples
+        --------
+        >>> from andersonn_lab.deq.recipe import default_recipe
+        >>> StudyConfig().for_task("mofs").lr == default_recipe("mofs", smoke=False).training["lr"]
+        True
+        >>> StudyConfig.quick().for_task("mofs").channels
+        16
+        """
+        from .recipe import RECIPES, default_recipe
+
+        if task not in RECIPES:
+            return replace(self, **{k: v for k, v in _FALLBACK.items() if getattr(self, k) is None})
+        recipe = default_recipe(task, smoke=False)
+        values = {**_FALLBACK, **dict(recipe.model), **dict(recipe.training)}
+        filled = {k: values[k] for k in _FALLBACK if getattr(self, k) is None}
+        return replace(self, **filled)
+
+
+_FALLBACK: dict[str, Any] = {
+    "channels": 48,
+    "hidden": 64,
+    "groups": 8,
+    "pool": 4,
+    "epochs": 10,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "jacobian_penalty": 0.0,
+}
+"""Settings for a task without a default recipe (datasets passed in by the caller)."""
 
 
 # --------------------------------------------------------------------------- measurements
@@ -504,6 +539,7 @@ def study_task(
     Anderson-trained model), ``speedup`` (ratios and their labels), ``prediction_change``
     and ``sweep``.
     """
+    config = config.for_task(name)
     device = resolve_device(config.device)
     image, _ = train_set[0]
     in_channels = int(torch.as_tensor(image).shape[0])
@@ -518,6 +554,7 @@ def study_task(
             epochs=config.epochs,
             batch_size=config.batch_size,
             lr=config.lr,
+            jacobian_penalty=config.jacobian_penalty,
             device=device,
             seed=config.seed,
             progress=progress,
@@ -575,6 +612,7 @@ def study_task(
     sweep = sweep_window(model, images, labels, config)
     return {
         "task": name,
+        "settings": asdict(config),
         "sizes": {"train": len(train_set), "val": len(val_set), "test": len(test_set)},
         "training": training,
         "target_acc": target,
@@ -638,9 +676,14 @@ def run_study(
         datasets = {}
         from andersonn_lab.datasets import load_task
 
+        from .recipe import RECIPES, default_recipe
+
         for name in config.tasks:
             try:
-                task = load_task(name)
+                if name in RECIPES:
+                    task = default_recipe(name, smoke=False).load()
+                else:
+                    task = load_task(name)
             except (FileNotFoundError, ValueError, ImportError) as err:
                 skipped[name] = str(err)
                 say(f"skipping {name}: {err}")
@@ -728,6 +771,13 @@ def format_table(study: Mapping[str, Any]) -> str:
             f"test {task['sizes']['test']}); solves of {a['n']} samples to tol {a['tol']:g}, "
             f"cap {a['max_iter']}, on the Anderson-trained model"
         )
+        if "settings" in task:
+            st = task["settings"]
+            lines.append(
+                f"  model: {st['channels']} channels, hidden {st['hidden']}, pool {st['pool']}; "
+                f"training: {st['epochs']} epochs, batch {st['batch_size']}, lr {st['lr']:g}, "
+                f"Jacobian penalty {st['jacobian_penalty']:g}, solver tol {st['train_tol']:g}"
+            )
         head = (
             f"  {'solver':<14} {'fwd nfe':>8} {'fwd ms':>9} {'fwd converged':<22} "
             f"{'bwd nfe':>8} {'bwd ms':>9} {'bwd converged':<22}"
@@ -934,8 +984,11 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     if args.channels is not None:
         overrides["hidden"] = max(args.channels, 1)
     config = StudyConfig.quick(**overrides) if args.quick else replace(StudyConfig(), **overrides)
-    if config.channels % config.groups:
-        config = replace(config, groups=math.gcd(config.channels, config.groups))
+    if config.channels is not None and config.groups is not None:
+        if config.channels % config.groups:
+            config = replace(config, groups=math.gcd(config.channels, config.groups))
+    elif config.channels is not None:
+        config = replace(config, groups=math.gcd(config.channels, 8))
     return config
 
 

@@ -61,6 +61,7 @@ _RESUME_KEYS = (
     "weight_decay",
     "scheduler",
     "grad_clip",
+    "jacobian_penalty",
     "seed",
     "amp",
     "n_train",
@@ -425,6 +426,7 @@ def train(
     weight_decay: float = 0.0,
     scheduler: str = "cosine",
     grad_clip: float | None = None,
+    jacobian_penalty: float = 0.0,
     device: str | torch.device = "auto",
     amp: bool = False,
     seed: int = 0,
@@ -450,6 +452,12 @@ def train(
         ``"cosine"`` (cosine annealing of the learning rate over ``epochs``) or ``"none"``.
     grad_clip:
         Clip the gradient norm to this value (None: no clipping).
+    jacobian_penalty:
+        Weight ``γ`` of the Jacobian regulariser: the loss becomes cross-entropy
+        ``+ γ · ‖J_f(z*)‖_F² / d`` summed over the DEQ layers (one random probe per batch, see
+        :func:`~andersonn_lab.deq.gradients.jacobian_frobenius`). It keeps trained cells
+        contractive so solves stay short; 0 turns it off. The per-epoch mean of the
+        estimate is reported as ``jacobian`` when the penalty is on.
     device:
         ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     amp:
@@ -506,6 +514,8 @@ def train(
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if len(train_set) == 0:
         raise ValueError("train_set is empty")
+    if not (isinstance(jacobian_penalty, int | float) and 0 <= jacobian_penalty < math.inf):
+        raise ValueError(f"jacobian_penalty must be a finite number >= 0, got {jacobian_penalty!r}")
     device = resolve_device(device)
     if amp and device.type != "cuda":
         warnings.warn("amp=True needs CUDA; training in full precision on the CPU", stacklevel=2)
@@ -517,6 +527,7 @@ def train(
         "weight_decay": weight_decay,
         "scheduler": scheduler,
         "grad_clip": grad_clip,
+        "jacobian_penalty": float(jacobian_penalty),
         "seed": seed,
         "amp": amp,
         "device": str(device),
@@ -585,6 +596,7 @@ def train(
                 optimizer=optimizer,
                 scaler=scaler,
                 grad_clip=grad_clip,
+                jacobian_penalty=float(jacobian_penalty),
                 device=device,
                 amp=amp,
                 seed=seed,
@@ -668,6 +680,7 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     scaler: Any,
     grad_clip: float | None,
+    jacobian_penalty: float,
     device: torch.device,
     amp: bool,
     seed: int,
@@ -682,6 +695,10 @@ def _train_epoch(
 
     model.train()
     acc = _Accumulator()
+    layers = [module for module in model.modules() if isinstance(module, DEQLayer)]
+    for layer in layers:
+        layer.track_jacobian = jacobian_penalty > 0
+    jacobian_sum, jacobian_count = 0.0, 0
     order = _epoch_order(len(train_set), seed, epoch)
     loader = _loader(train_set, batch_size, order, num_workers)
     bar = tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress)
@@ -695,6 +712,10 @@ def _train_epoch(
             with torch.autocast(device.type, enabled=amp):
                 logits = model(images)
             loss = nn.functional.cross_entropy(logits.float(), labels)
+            jacobians = [layer.last_jacobian for layer in layers if layer.last_jacobian is not None]
+            jacobian = torch.stack(jacobians).sum().float() if jacobians else None
+            if jacobian is not None:
+                loss = loss + jacobian_penalty * jacobian
             loss_value = float(loss.detach())
             if not math.isfinite(loss_value):
                 kept = (
@@ -724,6 +745,9 @@ def _train_epoch(
             size = labels.numel()
             correct = int((logits.detach().argmax(1) == labels).sum())
             acc.add(loss_value, correct, size, collector)
+            if jacobian is not None:
+                jacobian_sum += float(jacobian.detach()) * size
+                jacobian_count += size
             fwd, bwd = collector.forward_steps, collector.backward_steps
             batch_metrics = {
                 "epoch": epoch,
@@ -745,6 +769,8 @@ def _train_epoch(
                 "time_backward_solve": collector.backward_time,
                 "time_batch": time.perf_counter() - batch_start,
             }
+            if jacobian is not None:
+                batch_metrics["jacobian"] = float(jacobian.detach())
             bar.set_postfix(
                 loss=f"{batch_metrics['loss']:.3f}",
                 fwd=f"{batch_metrics['fwd_iter_mean']:.1f}",
@@ -754,6 +780,8 @@ def _train_epoch(
             _dispatch(callbacks, "batch", batch_metrics)
     finally:
         bar.close()
+        for layer in layers:
+            layer.track_jacobian, layer.last_jacobian = False, None
     elapsed = time.perf_counter() - epoch_start
     metrics = {
         "epoch": epoch,
@@ -772,6 +800,8 @@ def _train_epoch(
         "time_other": max(elapsed - acc.fwd_time - acc.bwd_time, 0.0),
         "time_epoch": elapsed,
     }
+    if jacobian_count:
+        metrics["jacobian"] = jacobian_sum / jacobian_count
     return metrics, step
 
 

@@ -1,0 +1,306 @@
+"""Default training recipes: one set of choices per task, used by the CLI, study and notebooks.
+
+A :class:`Recipe` holds everything needed to go from a task name to a trained classifier:
+image settings, the model, the fixed-point solvers and the optimiser. :func:`default_recipe`
+returns the recipe behind the accuracies reported in the README; ``smoke=True`` (or the
+environment variable ``CI`` being set) gives a much smaller version of it that trains in
+seconds, for tests and notebooks under continuous integration.
+
+Examples
+--------
+>>> recipe = default_recipe("crystals", smoke=True)
+>>> recipe.smoke, recipe.forward_solver["method"]
+(True, 'anderson')
+>>> recipe.with_solver("forward").forward_solver["method"]
+'forward'
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset, Subset
+
+from .classifier import DEQClassifier
+from .train import TrainResult, evaluate, train
+
+__all__ = ["RECIPES", "Fit", "Recipe", "default_recipe", "smoke_mode"]
+
+SMOKE_VARIABLE = "CI"
+"""Environment variable that switches recipes to their smoke setting when set (non-empty)."""
+
+
+def smoke_mode() -> bool:
+    """True when the environment variable ``CI`` is set to a non-empty value.
+
+    Examples
+    --------
+    >>> isinstance(smoke_mode(), bool)
+    True
+    """
+    return bool(os.environ.get(SMOKE_VARIABLE, "").strip())
+
+
+_SOLVER = {"method": "anderson", "m": 5, "beta": 1.0, "tol": 1e-4, "max_iter": 40}
+
+RECIPES: dict[str, dict[str, Any]] = {
+    "drugs": {
+        "image_size": 32,
+        "graph_options": {},
+        "model": {"channels": 32, "hidden": 32, "groups": 8, "pool": 4},
+        "training": {"epochs": 12, "batch_size": 32, "lr": 1e-3, "jacobian_penalty": 1.0},
+    },
+    "mofs": {
+        "image_size": 32,
+        "graph_options": {},
+        "model": {"channels": 32, "hidden": 32, "groups": 8, "pool": 4},
+        "training": {"epochs": 12, "batch_size": 32, "lr": 1e-3, "jacobian_penalty": 1.0},
+    },
+    "crystals": {
+        "image_size": 32,
+        "graph_options": {},
+        "model": {"channels": 32, "hidden": 32, "groups": 8, "pool": 4},
+        "training": {"epochs": 30, "batch_size": 16, "lr": 1e-3, "jacobian_penalty": 1.0},
+    },
+}
+"""Per-task settings of the default recipes (full, not smoke)."""
+
+_SMOKE = {
+    "model": {"channels": 8, "hidden": 8, "groups": 4, "pool": 2},
+    "epochs": 3,
+    "max_train": 160,
+    "max_eval": 96,
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything needed to train a DEQ classifier on one task.
+
+    Attributes
+    ----------
+    task:
+        ``"drugs"``, ``"mofs"`` or ``"crystals"``.
+    encoding, image_size, graph_options:
+        Passed to :func:`andersonn_lab.datasets.load_task`.
+    model:
+        Keyword arguments of :class:`~andersonn_lab.deq.classifier.DEQClassifier` (not the
+        channel and class counts, which come from the data, nor the solvers).
+    forward_solver, backward_solver:
+        Solver settings of the DEQ layer.
+    training:
+        Keyword arguments of :func:`~andersonn_lab.deq.train.train`.
+    max_train, max_eval:
+        Use at most this many training / validation / test samples (None: all); the smoke
+        setting uses a fixed, class-stratified subset.
+    smoke:
+        Whether this is the reduced setting for tests and CI.
+    """
+
+    task: str
+    encoding: str = "adjacency"
+    image_size: int = 32
+    graph_options: Mapping[str, Any] = field(default_factory=dict)
+    model: Mapping[str, Any] = field(default_factory=dict)
+    forward_solver: Mapping[str, Any] = field(default_factory=lambda: dict(_SOLVER))
+    backward_solver: Mapping[str, Any] = field(default_factory=lambda: dict(_SOLVER))
+    training: Mapping[str, Any] = field(default_factory=dict)
+    max_train: int | None = None
+    max_eval: int | None = None
+    smoke: bool = False
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with some fields replaced (unknown names raise TypeError)."""
+        return dataclasses.replace(self, **changes)
+
+    def with_solver(
+        self, method: str, *, m: int | None = None, beta: float | None = None
+    ) -> Recipe:
+        """A copy whose forward and backward solvers use ``method`` (tolerances kept).
+
+        Parameters
+        ----------
+        method:
+            ``"anderson"`` or ``"forward"``.
+        m, beta:
+            Anderson window and mixing (None: keep the recipe's); ``m`` is refused for
+            forward iteration.
+        """
+        if method not in ("anderson", "forward"):
+            raise ValueError(f"method must be 'anderson' or 'forward', got {method!r}")
+        if m is not None and method != "anderson":
+            raise ValueError("m applies to method='anderson' only")
+        solvers = []
+        for settings in (self.forward_solver, self.backward_solver):
+            new = {k: v for k, v in settings.items() if k not in ("method", "m")}
+            new["method"] = method
+            if method == "anderson":
+                new["m"] = settings.get("m", _SOLVER["m"]) if m is None else m
+            if beta is not None:
+                new["beta"] = beta
+            solvers.append(new)
+        return self.replace(forward_solver=solvers[0], backward_solver=solvers[1])
+
+    def load(self, **options: Any) -> Any:
+        """The task's :class:`~andersonn_lab.datasets.tasks.TaskDataset` with these settings.
+
+        ``options`` go to :func:`~andersonn_lab.datasets.load_task` (``cache_dir``...).
+        """
+        from andersonn_lab.datasets import load_task
+
+        kwargs: dict[str, Any] = {"encoding": self.encoding, "image_size": self.image_size}
+        if self.graph_options:
+            kwargs["graph_options"] = dict(self.graph_options)
+        return load_task(self.task, **kwargs, **options)
+
+    def splits(self, dataset: Any) -> tuple[Dataset, Dataset, Dataset]:
+        """``(train, val, test)`` subsets, reduced to ``max_train`` / ``max_eval`` samples."""
+        parts = []
+        for name, limit in (
+            ("train", self.max_train),
+            ("val", self.max_eval),
+            ("test", self.max_eval),
+        ):
+            positions = [int(p) for p in dataset.split[name]]
+            if limit is not None and len(positions) > limit:
+                positions = _stratified_head(positions, dataset.labels, limit)
+            parts.append(Subset(dataset, positions))
+        return parts[0], parts[1], parts[2]
+
+    def build_model(self, in_channels: int, num_classes: int, *, seed: int | None = None):
+        """A fresh :class:`~andersonn_lab.deq.classifier.DEQClassifier` for this recipe."""
+        torch.manual_seed(self.training.get("seed", 0) if seed is None else seed)
+        return DEQClassifier(
+            in_channels,
+            num_classes,
+            **dict(self.model),
+            forward_solver=dict(self.forward_solver),
+            backward_solver=dict(self.backward_solver),
+        )
+
+    def fit(
+        self,
+        dataset: Any = None,
+        *,
+        run_dir: str | Path | None = None,
+        callbacks: Sequence[Any] = (),
+        device: str | torch.device = "auto",
+        progress: bool = False,
+        **overrides: Any,
+    ) -> Fit:
+        """Load the data (unless given), build the model, train it and score the test split.
+
+        Parameters
+        ----------
+        dataset:
+            The task's dataset (default: :meth:`load`).
+        run_dir, callbacks, device, progress:
+            Passed to :func:`~andersonn_lab.deq.train.train`.
+        overrides:
+            Training settings that replace the recipe's (``epochs=2``...).
+
+        Returns
+        -------
+        Fit
+        """
+        dataset = self.load() if dataset is None else dataset
+        train_set, val_set, test_set = self.splits(dataset)
+        image, _ = dataset[0]
+        settings = {**dict(self.training), **overrides}
+        model = self.build_model(
+            int(image.shape[0]), len(dataset.class_names), seed=settings.get("seed", 0)
+        )
+        config = {
+            "task": self.task,
+            "encoding": self.encoding,
+            "image_size": self.image_size,
+            "graph_options": dict(self.graph_options),
+            "class_names": list(dataset.class_names),
+            "recipe": {"smoke": self.smoke, "max_train": self.max_train, "max_eval": self.max_eval},
+        }
+        result = train(
+            model,
+            train_set,
+            val_set,
+            run_dir=run_dir,
+            callbacks=callbacks,
+            device=device,
+            progress=progress,
+            config=config,
+            **settings,
+        )
+        test = evaluate(model, test_set, batch_size=settings.get("batch_size", 32))
+        return Fit(self, dataset, model, result, test, (train_set, val_set, test_set))
+
+
+@dataclass
+class Fit:
+    """A trained recipe: the data, the model, its training history and test metrics."""
+
+    recipe: Recipe
+    dataset: Any
+    model: DEQClassifier
+    result: TrainResult
+    test: dict[str, float]
+    subsets: tuple[Dataset, Dataset, Dataset]
+
+    @property
+    def test_accuracy(self) -> float:
+        """Accuracy on the (possibly reduced) test split."""
+        return float(self.test["acc"])
+
+
+def _stratified_head(positions: list[int], labels: torch.Tensor, limit: int) -> list[int]:
+    """Up to ``limit`` positions taken round-robin over the classes, in position order."""
+    by_class: dict[int, list[int]] = {}
+    for position in positions:
+        by_class.setdefault(int(labels[position]), []).append(position)
+    chosen: list[int] = []
+    queues = [list(members) for _, members in sorted(by_class.items())]
+    while len(chosen) < limit and any(queues):
+        for queue in queues:
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    return sorted(chosen)
+
+
+def default_recipe(task: str, *, smoke: bool | None = None) -> Recipe:
+    """The default recipe of ``task``; ``smoke`` None means :func:`smoke_mode`.
+
+    Examples
+    --------
+    >>> full = default_recipe("mofs", smoke=False)
+    >>> full.smoke, full.max_train is None
+    (False, True)
+    >>> default_recipe("proteins")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown task 'proteins'; valid tasks are drugs, mofs, crystals
+    """
+    if task not in RECIPES:
+        raise ValueError(f"unknown task {task!r}; valid tasks are {', '.join(RECIPES)}")
+    smoke = smoke_mode() if smoke is None else bool(smoke)
+    spec = RECIPES[task]
+    model = dict(spec["model"])
+    training = dict(spec["training"])
+    max_train = max_eval = None
+    if smoke:
+        model.update(_SMOKE["model"])
+        training["epochs"] = min(training["epochs"], _SMOKE["epochs"])
+        max_train, max_eval = _SMOKE["max_train"], _SMOKE["max_eval"]
+    return Recipe(
+        task=task,
+        image_size=spec["image_size"],
+        graph_options=dict(spec["graph_options"]),
+        model=model,
+        training=training,
+        max_train=max_train,
+        max_eval=max_eval,
+        smoke=smoke,
+    )
