@@ -9,6 +9,7 @@ the run on every rank, and resumes it for a third epoch, again matching one proc
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 import subprocess
@@ -172,4 +173,14 @@ def test_two_gloo_processes_match_one_process(tmp_path: Path):
     assert saved["model_config"]["channels"] == 4
     history = json.loads((run / "metrics.json").read_text())["history"]
     assert [m["epoch"] for m in history] == [1, 2, 3]
-    assert history[-1]["n_train"] == 8  # rank 0's half of the 16 samples
+    # Training metrics combine both ranks: the same samples, losses and accuracy as one process.
+    torch.manual_seed(1)
+    single = DEQClassifier(
+        3, 2, channels=4, hidden=4, groups=2, pool=2, forward_solver=SOLVER, backward_solver=SOLVER
+    )
+    options = {"batch_size": 8, "lr": 1e-2, "scheduler": "none", "device": "cpu", "seed": 3}
+    one = train(single, _data(), _data(), epochs=3, progress=False, **options).history
+    for got, want in zip(history, one, strict=True):
+        assert got["n_train"] == want["n_train"] == 16 and got["steps"] == 2
+        assert got["train_acc"] == want["train_acc"]
+        assert math.isclose(got["train_loss"], want["train_loss"], rel_tol=1e-5)

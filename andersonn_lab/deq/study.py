@@ -101,7 +101,7 @@ class StudyConfig:
         Anderson window and mixing for training and the solver comparison.
     train_tol, train_max_iter:
         Tolerance and cap of both solvers during training (and of "inference at the
-        training tolerance").
+        training tolerance"); None: the task's default recipe.
     eval_tol, eval_max_iter:
         Tolerance and (generous) cap of the solver comparison and the window sweep.
     reference_tol:
@@ -138,8 +138,8 @@ class StudyConfig:
     seed: int = 0
     m: int = 5
     beta: float = 1.0
-    train_tol: float = 1e-4
-    train_max_iter: int = 100
+    train_tol: float | None = None
+    train_max_iter: int | None = None
     eval_tol: float = 1e-5
     eval_max_iter: int = 500
     reference_tol: float = 1e-6
@@ -185,7 +185,11 @@ class StudyConfig:
         if task not in RECIPES:
             return replace(self, **{k: v for k, v in _FALLBACK.items() if getattr(self, k) is None})
         recipe = default_recipe(task, smoke=False)
-        values = {**_FALLBACK, **dict(recipe.model), **dict(recipe.training)}
+        solver = {
+            "train_tol": recipe.forward_solver["tol"],
+            "train_max_iter": recipe.forward_solver["max_iter"],
+        }
+        values = {**_FALLBACK, **dict(recipe.model), **dict(recipe.training), **solver}
         filled = {k: values[k] for k in _FALLBACK if getattr(self, k) is None}
         return replace(self, **filled)
 
@@ -199,6 +203,8 @@ _FALLBACK: dict[str, Any] = {
     "batch_size": 32,
     "lr": 1e-3,
     "jacobian_penalty": 0.0,
+    "train_tol": 1e-4,
+    "train_max_iter": 100,
 }
 """Settings for a task without a default recipe (datasets passed in by the caller)."""
 

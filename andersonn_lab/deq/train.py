@@ -14,8 +14,11 @@ Per-epoch metrics (keys of each ``history`` entry): ``epoch``, ``lr``, ``train_l
 ``val_fwd_iter_mean``, ``val_fwd_iter_max``, ``val_fwd_unconverged``,
 ``time_forward_solve``, ``time_backward_solve``, ``time_other``, ``time_epoch`` (the
 training part of the epoch; ``time_other = time_epoch - forward - backward``) and
-``time_val`` (seconds), ``n_train``. Iterations are solver steps per sample, summed over
-the model's DEQ layers.
+``time_val`` (seconds), ``n_train``, ``steps`` (batches), and ``jacobian`` when the
+Jacobian penalty is on. Iterations are solver steps per sample, summed over the model's DEQ
+layers. Under DistributedDataParallel the training metrics combine every process (sums and
+counts added, maxima taken, solve times averaged per process), so they describe the global
+batch; ``steps`` counts this process's batches.
 """
 
 from __future__ import annotations
@@ -208,6 +211,38 @@ class _Accumulator:
         self.bwd_unconverged += stats.backward_unconverged
         self.fwd_time += stats.forward_time
         self.bwd_time += stats.backward_time
+
+    def all_reduce(self) -> None:
+        """Combine the sums of every process of the default process group (DDP training)."""
+        import torch.distributed as dist
+
+        sums = torch.tensor(
+            [
+                self.loss,
+                self.correct,
+                self.count,
+                self.fwd_sum,
+                self.fwd_n,
+                self.bwd_sum,
+                self.bwd_n,
+                self.fwd_unconverged,
+                self.bwd_unconverged,
+                self.fwd_time,
+                self.bwd_time,
+            ],
+            dtype=torch.float64,
+        )
+        peaks = torch.tensor([self.fwd_max, self.bwd_max], dtype=torch.float64)
+        dist.all_reduce(sums)
+        dist.all_reduce(peaks, op=dist.ReduceOp.MAX)
+        values = sums.tolist()
+        self.loss, self.fwd_sum, self.bwd_sum = values[0], values[3], values[5]
+        self.correct, self.count = int(values[1]), int(values[2])
+        self.fwd_n, self.bwd_n = int(values[4]), int(values[6])
+        self.fwd_unconverged, self.bwd_unconverged = int(values[7]), int(values[8])
+        world = dist.get_world_size()
+        self.fwd_time, self.bwd_time = values[9] / world, values[10] / world  # mean per rank
+        self.fwd_max, self.bwd_max = int(peaks[0]), int(peaks[1])
 
     def mean_loss(self) -> float:
         return self.loss / self.count if self.count else math.nan
@@ -582,7 +617,10 @@ def train(
 
     best_score = max((_score(m) for m in history), default=-math.inf)
     result.best_epoch = next((int(m["epoch"]) for m in history if _score(m) == best_score), None)
-    step = sum(math.ceil(int(m.get("n_train", len(train_set))) / batch_size) for m in history)
+    step = sum(
+        int(m.get("steps", math.ceil(int(m.get("n_train", len(train_set))) / batch_size)))
+        for m in history
+    )
     collector = SolverStatsCollector(model)
     try:
         for epoch in range(start_epoch + 1, epochs + 1):
@@ -783,9 +821,14 @@ def _train_epoch(
         for layer in layers:
             layer.track_jacobian, layer.last_jacobian = False, None
     elapsed = time.perf_counter() - epoch_start
+    batches = len(loader)
+    if _is_data_parallel(model):
+        acc.all_reduce()
+        jacobian_sum, jacobian_count = _all_reduce_pair(jacobian_sum, jacobian_count)
     metrics = {
         "epoch": epoch,
         "lr": lr,
+        "steps": batches,
         "n_train": acc.count,
         "train_loss": acc.mean_loss(),
         "train_acc": acc.accuracy(),
@@ -803,6 +846,22 @@ def _train_epoch(
     if jacobian_count:
         metrics["jacobian"] = jacobian_sum / jacobian_count
     return metrics, step
+
+
+def _is_data_parallel(model: nn.Module) -> bool:
+    """Whether ``model`` is wrapped for DistributedDataParallel in a live process group."""
+    import torch.distributed as dist
+
+    ddp = isinstance(model, nn.parallel.DistributedDataParallel)
+    return ddp and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _all_reduce_pair(total: float, count: int) -> tuple[float, int]:
+    import torch.distributed as dist
+
+    both = torch.tensor([total, count], dtype=torch.float64)
+    dist.all_reduce(both)
+    return float(both[0]), int(both[1])
 
 
 def plot_history(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
