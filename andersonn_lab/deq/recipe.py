@@ -54,22 +54,28 @@ RECIPES: dict[str, dict[str, Any]] = {
         "image_size": 32,
         "graph_options": {},
         "model": {"channels": 32, "hidden": 32, "groups": 8, "pool": 4},
-        "training": {"epochs": 12, "batch_size": 32, "lr": 1e-3, "jacobian_penalty": 1.0},
+        "training": {"epochs": 12, "batch_size": 32, "lr": 1e-3, "jacobian_penalty": 3.0},
     },
     "mofs": {
         "image_size": 32,
         "graph_options": {},
         "model": {"channels": 32, "hidden": 32, "groups": 8, "pool": 4},
-        "training": {"epochs": 12, "batch_size": 32, "lr": 1e-3, "jacobian_penalty": 1.0},
+        "training": {"epochs": 12, "batch_size": 32, "lr": 1e-3, "jacobian_penalty": 3.0},
     },
     "crystals": {
         "image_size": 32,
         "graph_options": {},
         "model": {"channels": 32, "hidden": 32, "groups": 8, "pool": 4},
-        "training": {"epochs": 30, "batch_size": 16, "lr": 1e-3, "jacobian_penalty": 1.0},
+        "training": {"epochs": 20, "batch_size": 16, "lr": 1e-3, "jacobian_penalty": 3.0},
     },
 }
-"""Per-task settings of the default recipes (full, not smoke)."""
+"""Per-task settings of the default recipes (full, not smoke).
+
+Chosen on the crystals validation split (CPU, 32 channels): without the Jacobian penalty
+the trained cell loses contractivity and many solves to 1e-5 hit a 500-step cap; with a
+penalty of 10 every solve converges but accuracy drops; 3 keeps both. Images of 64 rows
+gave MOF validation accuracy no better than 32 rows at four times the cost.
+"""
 
 _SMOKE = {
     "model": {"channels": 8, "hidden": 8, "groups": 4, "pool": 2},
