@@ -169,8 +169,11 @@ class StudyConfig:
         )
         return replace(base, **overrides)
 
-    def for_task(self, task: str) -> StudyConfig:
+    def for_task(self, task: str | None) -> StudyConfig:
         """This configuration with every None setting taken from ``task``'s default recipe.
+
+        Settings of a task without a recipe (or ``task=None``) fall back to fixed defaults;
+        settings already given are kept, so calling it again changes nothing.
 
         Examples
         --------
@@ -435,6 +438,7 @@ def prediction_change(
     >>> out["n"], 0.0 <= out["changed_fraction"] <= 1.0
     (5, True)
     """
+    config = config.for_task(None)  # unset tolerances: the fallback defaults
     fast = _solver(
         "anderson",
         m=config.m,
