@@ -86,7 +86,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument("--hidden", type=int, default=None)
     model.add_argument("--groups", type=int, default=None)
     model.add_argument("--weight-std", type=float, default=None)
-    model.add_argument("--weight-norm", action="store_true", help="weight-normalise the cell")
+    model.add_argument(
+        "--weight-norm", action="store_true", default=None, help="weight-normalise the cell"
+    )
     model.add_argument("--init", default=None, choices=INITS, help="initial state")
     model.add_argument("--pool", type=int, default=None, help="pooled map side before the head")
 
@@ -96,7 +98,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--batch-size", type=int, default=None)
     run.add_argument("--lr", type=float, default=None)
     run.add_argument("--weight-decay", type=float, default=None)
-    run.add_argument("--scheduler", default="cosine", choices=SCHEDULERS)
+    run.add_argument("--scheduler", default=None, choices=SCHEDULERS)
     run.add_argument("--grad-clip", type=float, default=None)
     run.add_argument(
         "--jacobian-penalty", type=float, default=None, help="weight of ‖J_f‖_F² in the loss"
@@ -112,10 +114,16 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--num-workers", type=int, default=0)
 
 
-_RECIPE_MODEL_ARGS = ("channels", "hidden", "groups", "weight_std", "init", "pool")
-_RECIPE_TRAIN_ARGS = ("epochs", "batch_size", "lr", "weight_decay", "jacobian_penalty")
-_MODEL_DEFAULTS = {"weight_std": 0.01, "init": "zeros"}
-_TRAIN_DEFAULTS = {"weight_decay": 0.0, "jacobian_penalty": 0.0}
+_RECIPE_MODEL_ARGS = ("channels", "hidden", "groups", "weight_std", "weight_norm", "init", "pool")
+_RECIPE_TRAIN_ARGS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "scheduler",
+    "grad_clip",
+    "jacobian_penalty",
+)
 
 
 def apply_recipe(args: argparse.Namespace) -> Any:
@@ -141,10 +149,10 @@ def apply_recipe(args: argparse.Namespace) -> Any:
         args.image_size = recipe.image_size
     for name in _RECIPE_MODEL_ARGS:
         if getattr(args, name) is None:
-            setattr(args, name, recipe.model.get(name, _MODEL_DEFAULTS.get(name)))
+            setattr(args, name, recipe.model[name])
     for name in _RECIPE_TRAIN_ARGS:
         if getattr(args, name) is None:
-            setattr(args, name, recipe.training.get(name, _TRAIN_DEFAULTS.get(name)))
+            setattr(args, name, recipe.training[name])
     forward, backward = recipe.forward_solver, recipe.backward_solver
     for name, settings, key in (
         ("beta", forward, "beta"),

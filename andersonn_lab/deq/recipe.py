@@ -69,13 +69,20 @@ RECIPES: dict[str, dict[str, Any]] = {
         "training": {"epochs": 20, "batch_size": 16, "lr": 1e-3, "jacobian_penalty": 3.0},
     },
 }
-"""Per-task settings of the default recipes (full, not smoke).
+"""Per-task settings of the default recipes (full, not smoke); completed from ``_COMMON``.
 
-Chosen on the crystals validation split (CPU, 32 channels): without the Jacobian penalty
-the trained cell loses contractivity and many solves to 1e-5 hit a 500-step cap; with a
-penalty of 10 every solve converges but accuracy drops; 3 keeps both. Images of 64 rows
+Chosen on the crystals validation split (CPU, 32 channels). Without the Jacobian penalty
+trained cells lose contractivity and solves to 1e-5 hit a 500-step cap; a penalty of 10
+kept every such solve converging but cost accuracy; 3 is the compromise, and it does not
+keep every solve converging in every seeded run (README, "DEQ study"). Images of 64 rows
 gave MOF validation accuracy no better than 32 rows at four times the cost.
 """
+
+_COMMON: dict[str, dict[str, Any]] = {
+    "model": {"weight_std": 0.01, "weight_norm": False, "init": "zeros"},
+    "training": {"weight_decay": 0.0, "scheduler": "cosine", "grad_clip": None},
+}
+"""Settings every recipe shares unless its ``RECIPES`` entry says otherwise."""
 
 _SMOKE = {
     "model": {"channels": 8, "hidden": 8, "groups": 4, "pool": 2},
@@ -293,8 +300,8 @@ def default_recipe(task: str, *, smoke: bool | None = None) -> Recipe:
         raise ValueError(f"unknown task {task!r}; valid tasks are {', '.join(RECIPES)}")
     smoke = smoke_mode() if smoke is None else bool(smoke)
     spec = RECIPES[task]
-    model = dict(spec["model"])
-    training = dict(spec["training"])
+    model = {**_COMMON["model"], **spec["model"]}
+    training = {**_COMMON["training"], **spec["training"]}
     max_train = max_eval = None
     if smoke:
         model.update(_SMOKE["model"])
