@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from andersonn_lab.deq import DEQLayer, ResNetCell, TanhCell
+from andersonn_lab.deq import ContractiveCell, DEQLayer, ResNetCell, TanhCell
 
 F64 = torch.float64
 TIGHT = {"tol": 1e-13, "max_iter": 200, "stop_mode": "abs"}
@@ -48,10 +48,16 @@ def _weight_norm_case():
     return cell.to(F64), torch.randn(2, 4, 5, 5, dtype=F64)
 
 
+def _contractive_case():
+    torch.manual_seed(2)
+    cell = ContractiveCell(channels=4, hidden=4, contraction=0.9, skip=0.5, weight_std=0.3)
+    return cell.to(F64), torch.randn(2, 4, 5, 5, dtype=F64)
+
+
 @pytest.mark.parametrize(
     "make",
-    [_tanh_case, _conv_case, _weight_norm_case],
-    ids=["tanh", "resnet-groupnorm", "resnet-weight-norm"],
+    [_tanh_case, _conv_case, _weight_norm_case, _contractive_case],
+    ids=["tanh", "resnet-groupnorm", "resnet-weight-norm", "contractive"],
 )
 @pytest.mark.parametrize("method", ["anderson", "forward"])
 def test_implicit_gradient_matches_unrolled_autograd(make, method):

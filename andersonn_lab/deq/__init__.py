@@ -2,7 +2,7 @@
 
 * :class:`DEQLayer` -- ``z* = f(z*, x)`` solved by :mod:`andersonn_lab.solvers`, with
   implicit, phantom or one-step gradients and per-call solver statistics.
-* :class:`ResNetCell`, :class:`TanhCell` -- cells ``f(z, x)``.
+* :class:`ResNetCell`, :class:`ContractiveCell`, :class:`TanhCell` -- cells ``f(z, x)``.
 * :class:`DEQClassifier` -- stem, DEQ, pooled linear head.
 * :func:`train`, :func:`evaluate`, :func:`predict` -- training (resumable, checkpointed),
   evaluation and inference; :mod:`andersonn_lab.deq.cli` holds the command-line handlers.
@@ -17,7 +17,7 @@ Examples
 True
 """
 
-from .cells import ResNetCell, TanhCell
+from .cells import ContractiveCell, ResNetCell, TanhCell
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .classifier import DEQClassifier
 from .gradients import GRADIENTS
@@ -36,6 +36,7 @@ __all__ = [
     "GRADIENTS",
     "SOLVER_KEYS",
     "CheckpointError",
+    "ContractiveCell",
     "DEQClassifier",
     "DEQLayer",
     "DEQStats",

@@ -11,22 +11,27 @@ from torch import nn
 
 from andersonn_lab.solvers.problems import FixedPointProblem
 
-from .cells import ResNetCell
+from .cells import ContractiveCell, ResNetCell
 from .layer import DEQLayer
 
-__all__ = ["INITS", "DEQClassifier"]
+__all__ = ["CELLS", "INITS", "DEQClassifier"]
 
 INITS = ("zeros", "x")
 """Initial states of the fixed-point solve: zeros, or the injection ``x`` itself."""
 
+CELLS = ("resnet", "contractive")
+"""Cells of the DEQ: :class:`~andersonn_lab.deq.cells.ResNetCell` (GroupNorm ResNet) or
+:class:`~andersonn_lab.deq.cells.ContractiveCell` (Lipschitz constant ≤ ``contraction``)."""
+
 
 class DEQClassifier(nn.Module):
-    """Stem → DEQ with a GroupNorm ResNet cell → pooled linear head → class logits.
+    """Stem → DEQ with a convolutional cell → pooled linear head → class logits.
 
     * stem: 3×3 convolution ``in_channels → channels`` and GroupNorm, giving the injection
       ``x``;
-    * DEQ: ``z* = f(z*, x)`` with :class:`~andersonn_lab.deq.cells.ResNetCell`, solved from
-      zeros or from ``x`` (``init``);
+    * DEQ: ``z* = f(z*, x)`` with :class:`~andersonn_lab.deq.cells.ResNetCell` (``cell=
+      "resnet"``) or :class:`~andersonn_lab.deq.cells.ContractiveCell` (``"contractive"``),
+      solved from zeros or from ``x`` (``init``);
     * head: average pooling to ``pool × pool``, flatten, linear layer to ``num_classes``.
 
     Parameters
@@ -36,7 +41,14 @@ class DEQClassifier(nn.Module):
     num_classes:
         Number of classes.
     channels, hidden, groups, weight_std, weight_norm:
-        Cell architecture, see :class:`~andersonn_lab.deq.cells.ResNetCell`.
+        Cell architecture, see :class:`~andersonn_lab.deq.cells.ResNetCell`; ``groups`` also
+        sets the stem's GroupNorm. The contractive cell uses neither ``groups`` nor
+        ``weight_norm`` (which it refuses).
+    cell:
+        One of :data:`CELLS`.
+    contraction, skip:
+        Lipschitz bound and identity weight of the contractive cell (ignored by the ResNet
+        cell).
     init:
         ``"zeros"`` or ``"x"``: where the forward solve starts.
     pool:
@@ -65,6 +77,9 @@ class DEQClassifier(nn.Module):
         groups: int = 8,
         weight_std: float = 0.01,
         weight_norm: bool = False,
+        cell: str = "resnet",
+        contraction: float = 0.9,
+        skip: float = 0.0,
         init: str = "zeros",
         pool: int = 4,
         forward_solver: Mapping[str, Any] | None = None,
@@ -81,7 +96,14 @@ class DEQClassifier(nn.Module):
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
         if isinstance(pool, bool) or not isinstance(pool, int) or pool < 1:
             raise ValueError(f"pool must be a positive integer, got {pool!r}")
-        cell = ResNetCell(channels, hidden, groups, weight_std, weight_norm)
+        if cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+        if cell == "contractive":
+            if weight_norm:
+                raise ValueError("weight_norm=True does not apply to cell='contractive'")
+            module: nn.Module = ContractiveCell(channels, hidden, contraction, skip, weight_std)
+        else:
+            module = ResNetCell(channels, hidden, groups, weight_std, weight_norm)
         self._arch = {
             "in_channels": in_channels,
             "num_classes": num_classes,
@@ -90,6 +112,9 @@ class DEQClassifier(nn.Module):
             "groups": groups,
             "weight_std": float(weight_std),
             "weight_norm": bool(weight_norm),
+            "cell": cell,
+            "contraction": float(contraction),
+            "skip": float(skip),
             "init": init,
             "pool": pool,
         }
@@ -98,7 +123,7 @@ class DEQClassifier(nn.Module):
             nn.GroupNorm(groups, channels),
         )
         self.deq = DEQLayer(
-            cell,
+            module,
             forward_solver=forward_solver,
             backward_solver=backward_solver,
             gradient=gradient,
@@ -133,6 +158,9 @@ class DEQClassifier(nn.Module):
             "groups",
             "weight_std",
             "weight_norm",
+            "cell",
+            "contraction",
+            "skip",
             "init",
             "pool",
             "forward_solver",
