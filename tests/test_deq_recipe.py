@@ -182,6 +182,14 @@ def test_train_command_takes_unset_options_from_the_recipe():
     assert args.lr == 0.5 and args.epochs == recipe.training["epochs"]
     assert args.image_size == recipe.image_size and args.channels == recipe.model["channels"]
     assert args.jacobian_penalty == recipe.training.get("jacobian_penalty", 0.0)
+    assert (args.cell, args.contraction, args.skip) == (
+        recipe.model["cell"],
+        recipe.model["contraction"],
+        recipe.model["skip"],
+    )
+    resnet = parser.parse_args(["--task", "mofs", "--run-dir", "x", "--cell", "resnet"])
+    cli.apply_recipe(resnet)
+    assert resnet.cell == "resnet"
     assert args.m == recipe.forward_solver["m"] and args.tol == recipe.forward_solver["tol"]
     smoke = parser.parse_args(["--task", "mofs", "--run-dir", "x", "--smoke"])
     assert cli.apply_recipe(smoke).smoke and smoke.epochs <= 3

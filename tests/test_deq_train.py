@@ -19,6 +19,7 @@ from torch.utils.data import Subset, TensorDataset
 from andersonn_lab.deq import cli
 from andersonn_lab.deq.checkpoint import CheckpointError, load_checkpoint, read_checkpoint
 from andersonn_lab.deq.classifier import DEQClassifier
+from andersonn_lab.deq.recipe import default_recipe
 from andersonn_lab.deq.train import NonFiniteLossError, evaluate, predict, train
 
 TINY = {"channels": 4, "hidden": 4, "groups": 2, "pool": 2}
@@ -306,6 +307,9 @@ def test_train_and_predict_commands(tmp_path, monkeypatch, capsys):
     config = json.loads((run / "config.json").read_text())
     assert config["encoding"] == "neighbors" and config["image_size"] == 6
     assert config["model"]["forward_solver"]["m"] == 3
+    recipe_model = default_recipe("drugs", smoke=False).model
+    assert config["model"]["cell"] == recipe_model["cell"]
+    assert config["model"]["skip"] == recipe_model["skip"]
     metrics = json.loads((run / "metrics.json").read_text())
     assert len(metrics["history"]) == 2 and metrics["test"]["n"] == 2
     assert (run / "training.png").read_bytes()[:4] == b"\x89PNG"

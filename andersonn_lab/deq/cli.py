@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from .checkpoint import CheckpointError, atomic_write_json, load_checkpoint
-from .classifier import INITS, DEQClassifier
+from .classifier import CELLS, INITS, DEQClassifier
 from .gradients import GRADIENTS
 from .train import (
     SCHEDULERS,
@@ -82,6 +82,11 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     solver.add_argument("--phantom-damping", type=float, default=0.8)
 
     model = parser.add_argument_group("model")
+    model.add_argument("--cell", default=None, choices=CELLS, help="the DEQ's cell")
+    model.add_argument(
+        "--contraction", type=float, default=None, help="Lipschitz bound (contractive cell)"
+    )
+    model.add_argument("--skip", type=float, default=None, help="identity weight (contractive)")
     model.add_argument("--channels", type=int, default=None)
     model.add_argument("--hidden", type=int, default=None)
     model.add_argument("--groups", type=int, default=None)
@@ -114,7 +119,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--num-workers", type=int, default=0)
 
 
-_RECIPE_MODEL_ARGS = ("channels", "hidden", "groups", "weight_std", "weight_norm", "init", "pool")
+_RECIPE_MODEL_ARGS = (
+    "cell",
+    "contraction",
+    "skip",
+    "channels",
+    "hidden",
+    "groups",
+    "weight_std",
+    "weight_norm",
+    "init",
+    "pool",
+)
 _RECIPE_TRAIN_ARGS = (
     "epochs",
     "batch_size",
@@ -238,6 +254,9 @@ def run_train(args: argparse.Namespace) -> int:
             groups=args.groups,
             weight_std=args.weight_std,
             weight_norm=args.weight_norm,
+            cell=args.cell,
+            contraction=args.contraction,
+            skip=args.skip,
             init=args.init,
             pool=args.pool,
             forward_solver=forward_solver,

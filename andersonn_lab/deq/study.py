@@ -991,6 +991,9 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tasks", nargs="+", default=None, help="default: all (quick: crystals)")
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--channels", type=int, default=None, help="cell channels (= hidden)")
+    parser.add_argument(
+        "--cell", default=None, choices=("resnet", "contractive"), help="default: the recipe's"
+    )
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--m-values", type=int, nargs="+", default=None, help="window sweep")
@@ -1010,7 +1013,16 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> StudyConfig:
     """A :class:`StudyConfig` from parsed :func:`add_bench_arguments` options."""
     overrides: dict[str, Any] = {}
-    keys = ("epochs", "channels", "lr", "batch_size", "eval_tol", "eval_max_iter", "target_acc")
+    keys = (
+        "epochs",
+        "channels",
+        "cell",
+        "lr",
+        "batch_size",
+        "eval_tol",
+        "eval_max_iter",
+        "target_acc",
+    )
     for key in (*keys, "repeats", "seed"):
         value = getattr(args, key)
         if value is not None:
