@@ -114,3 +114,25 @@ def test_classifier_with_contractive_cell_round_trips_and_refuses_weight_norm():
         DEQClassifier(3, 2, cell="contractive", weight_norm=True)
     with pytest.raises(ValueError, match="cell must be one of"):
         DEQClassifier(3, 2, cell="lstm")
+
+
+def test_bounded_weights_are_reused_without_grad_until_the_weights_change():
+    torch.manual_seed(0)
+    model = DEQClassifier(
+        3, 2, channels=8, hidden=8, groups=4, pool=2, cell="contractive", weight_std=1.0
+    )
+    conv = model.deq.cell.conv1
+    with torch.no_grad():
+        first = conv.weight
+        assert conv.weight is first  # not recomputed
+        images = torch.rand(3, 3, 8, 8)
+        problem = model.fixed_point_problem(images, device=None)
+        solved = problem.solve(method="anderson", m=5, tol=1e-6, max_iter=200)
+        model.deq.configure(forward_solver={"method": "anderson", "m": 5, "tol": 1e-6})
+        torch.testing.assert_close(solved.z, model.features(images), rtol=1e-4, atol=1e-5)
+        conv.parametrizations.weight.original.mul_(0.01)  # in place: the cache must notice
+        second = conv.weight
+    assert second is not first
+    assert float(conv_operator_norm(second)) < float(conv_operator_norm(first))
+    torch.testing.assert_close(second, conv.weight.detach())  # with grad: same values
+    assert conv.weight.requires_grad  # and a graph back to the weights

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
@@ -117,13 +119,29 @@ def conv_operator_norm(weight: torch.Tensor, grid: int = 33) -> torch.Tensor:
 
 
 class _NormBound(nn.Module):
-    """Parametrisation ``W ↦ W · bound / max(‖W‖, bound)`` with the convolution norm ``‖W‖``."""
+    """Parametrisation ``W ↦ W · bound / max(‖W‖, bound)`` with the convolution norm ``‖W‖``.
+
+    Without gradient tracking the result is kept until ``W`` changes (its storage or its
+    version counter, which every in-place update such as an optimiser step bumps), so
+    solves outside the layer (the convergence explorer, traces) do not recompute the norm
+    at every evaluation.
+    """
 
     def __init__(self, bound: float, grid: int) -> None:
         super().__init__()
         self.bound, self.grid = float(bound), int(grid)
+        self._key: tuple[Any, ...] | None = None
+        self._value: torch.Tensor | None = None
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            return self._scaled(weight)
+        key = (weight.data_ptr(), weight._version, weight.device, weight.dtype, weight.shape)
+        if key != self._key or self._value is None:
+            self._value, self._key = self._scaled(weight), key
+        return self._value
+
+    def _scaled(self, weight: torch.Tensor) -> torch.Tensor:
         norm = conv_operator_norm(weight, self.grid)
         return weight * (self.bound / torch.clamp(norm, min=self.bound))
 
