@@ -38,6 +38,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import math
 import platform
@@ -201,23 +202,22 @@ class StudyConfig:
         return replace(self, **filled)
 
 
+def _defaults(function: Any, names: Sequence[str]) -> dict[str, Any]:
+    parameters = inspect.signature(function).parameters
+    return {name: parameters[name].default for name in names}
+
+
 _FALLBACK: dict[str, Any] = {
-    "channels": 48,
-    "hidden": 64,
-    "groups": 8,
-    "pool": 4,
-    "cell": "resnet",
-    "contraction": 0.9,
-    "skip": 0.0,
-    "weight_std": 0.01,
-    "epochs": 10,
-    "batch_size": 32,
-    "lr": 1e-3,
-    "jacobian_penalty": 0.0,
+    **_defaults(
+        DEQClassifier,
+        ("channels", "hidden", "groups", "pool", "cell", "contraction", "skip", "weight_std"),
+    ),
+    **_defaults(train, ("epochs", "batch_size", "lr", "jacobian_penalty")),
     "train_tol": 1e-4,
     "train_max_iter": 100,
 }
-"""Settings for a task without a default recipe (datasets passed in by the caller)."""
+"""Settings for a task without a default recipe (datasets passed in by the caller): the
+model's and ``train``'s own defaults, and the training solver's tolerance and cap."""
 
 
 # --------------------------------------------------------------------------- measurements
