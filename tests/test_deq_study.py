@@ -164,3 +164,20 @@ def test_time_to_target_and_cli_options():
     assert config.tasks == ("crystals",) and config.m_values == (0, 4)
     full = st.config_from_args(parser.parse_args([]))
     assert set(full.tasks) == {"crystals", "mofs", "drugs"} and max(full.m_values) >= 10
+
+
+def test_window_skip_and_training_cap_come_from_the_recipe_unless_given():
+    from andersonn_lab.deq.recipe import default_recipe
+    from andersonn_lab.solvers import Anderson
+
+    recipe = default_recipe("mofs", smoke=False)
+    filled = st.StudyConfig().for_task("mofs")
+    assert filled.m == recipe.forward_solver["m"]
+    assert filled.skip == recipe.model["skip"]
+    assert filled.train_max_iter == recipe.forward_solver["max_iter"]
+    assert st.StudyConfig().for_task(None).m == Anderson().m
+    parser = argparse.ArgumentParser()
+    st.add_bench_arguments(parser)
+    args = ["--m", "4", "--skip", "0.5", "--train-max-iter", "300"]
+    given = st.config_from_args(parser.parse_args(args)).for_task("mofs")
+    assert (given.m, given.skip, given.train_max_iter) == (4, 0.5, 300)

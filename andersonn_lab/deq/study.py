@@ -55,6 +55,7 @@ import torch
 from torch import nn
 from torch.utils.data import ConcatDataset, Dataset
 
+from ..solvers import Anderson
 from .classifier import DEQClassifier
 from .train import SolverStatsCollector, resolve_device, train
 
@@ -98,8 +99,11 @@ class StudyConfig:
         default recipe (:func:`~andersonn_lab.deq.recipe.default_recipe`).
     epochs, batch_size, lr, jacobian_penalty, seed:
         Training settings, identical for both solvers; None: the task's default recipe.
-    m, beta:
-        Anderson window and mixing for training and the solver comparison.
+    m:
+        Anderson window for training and the solver comparison; None: the task's default
+        recipe.
+    beta:
+        Anderson mixing for training and the solver comparison.
     train_tol, train_max_iter:
         Tolerance and cap of both solvers during training (and of "inference at the
         training tolerance"); None: the task's default recipe.
@@ -141,7 +145,7 @@ class StudyConfig:
     lr: float | None = None
     jacobian_penalty: float | None = None
     seed: int = 0
-    m: int = 5
+    m: int | None = None
     beta: float = 1.0
     train_tol: float | None = None
     train_max_iter: int | None = None
@@ -194,6 +198,7 @@ class StudyConfig:
             return replace(self, **{k: v for k, v in _FALLBACK.items() if getattr(self, k) is None})
         recipe = default_recipe(task, smoke=False)
         solver = {
+            "m": recipe.forward_solver["m"],
             "train_tol": recipe.forward_solver["tol"],
             "train_max_iter": recipe.forward_solver["max_iter"],
         }
@@ -213,11 +218,13 @@ _FALLBACK: dict[str, Any] = {
         ("channels", "hidden", "groups", "pool", "cell", "contraction", "skip", "weight_std"),
     ),
     **_defaults(train, ("epochs", "batch_size", "lr", "jacobian_penalty")),
+    **_defaults(Anderson, ("m",)),
     "train_tol": 1e-4,
     "train_max_iter": 100,
 }
 """Settings for a task without a default recipe (datasets passed in by the caller): the
-model's and ``train``'s own defaults, and the training solver's tolerance and cap."""
+model's, ``train``'s and :class:`~andersonn_lab.solvers.Anderson`'s own defaults, and the
+training solver's tolerance and cap."""
 
 
 # --------------------------------------------------------------------------- measurements
@@ -994,8 +1001,17 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--cell", default=None, choices=("resnet", "contractive"), help="default: the recipe's"
     )
+    parser.add_argument(
+        "--skip", type=float, default=None, help="contractive cell's skip weight (recipe's)"
+    )
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument(
+        "--m", type=int, default=None, help="Anderson window of training and comparison"
+    )
+    parser.add_argument(
+        "--train-max-iter", type=int, default=None, help="training solves' cap (recipe's)"
+    )
     parser.add_argument("--m-values", type=int, nargs="+", default=None, help="window sweep")
     parser.add_argument("--betas", type=float, nargs="+", default=None, help="β sweep")
     parser.add_argument("--eval-tol", type=float, default=None, help="default 1e-5")
@@ -1017,6 +1033,9 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
         "epochs",
         "channels",
         "cell",
+        "skip",
+        "m",
+        "train_max_iter",
         "lr",
         "batch_size",
         "eval_tol",
