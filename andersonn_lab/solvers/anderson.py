@@ -44,6 +44,11 @@ class Anderson(FixedPointSolver):
     * a sample whose residual is non-finite after a plain step, or grows by more than
       ``divergence_factor``, stops with status ``"diverged"`` and a :class:`SolverWarning`.
 
+    On piecewise-linear maps such as relu cells, a small window (2 or 3) can beat a larger
+    one: where the activation pattern still changes near the fixed point, old iterates
+    describe a map that no longer applies and a large window can stall for tens of steps
+    (the DEQ study in the README measures this on trained cells).
+
     Parameters
     ----------
     m:
