@@ -14,6 +14,7 @@ from andersonn_lab.deq.classifier import DEQClassifier
 from andersonn_lab.deq.gradients import jacobian_frobenius
 from andersonn_lab.deq.recipe import RECIPES, Recipe, default_recipe, smoke_mode
 from andersonn_lab.deq.train import train
+from andersonn_lab.structures import CHANNELS
 
 
 def _exact_frobenius(cell, z, x):
@@ -196,3 +197,9 @@ def test_train_command_takes_unset_options_from_the_recipe():
     forward = parser.parse_args(["--task", "mofs", "--run-dir", "x", "--solver", "forward"])
     cli.apply_recipe(forward)
     assert forward.m is None
+    assert args.encoding == recipe.encoding == "adjacency"
+    crystals = parser.parse_args(["--task", "crystals", "--run-dir", "x"])
+    assert cli.apply_recipe(crystals).encoding == crystals.encoding == "elements"
+    chosen = ["--task", "crystals", "--run-dir", "x", "--encoding", "neighbors"]
+    assert parser.parse_args(chosen).encoding == "neighbors"
+    assert cli.ENCODINGS == tuple(CHANNELS)

@@ -24,7 +24,7 @@ from andersonn_lab.structures import (
     pixel_atoms,
 )
 
-ENCODINGS = ("adjacency", "neighbors")
+ENCODINGS = ("adjacency", "neighbors", "elements")
 MOLECULES = [
     "c1ccccc1",  # D6h benzene
     "Cc1ccccc1",  # toluene
@@ -61,7 +61,7 @@ def test_shape_dtype_padding(encoding, size):
     assert isinstance(img, torch.Tensor)
     assert img.shape == (len(CHANNELS[encoding]), size, size) and img.dtype == torch.float32
     assert torch.all(img[:, 3:, :] == 0)
-    if encoding == "adjacency":
+    if encoding != "neighbors":
         assert torch.all(img[:, :, 3:] == 0)
     assert torch.all(img >= 0)
 
@@ -122,6 +122,33 @@ def test_crystal_images_count_periodic_bonds():
     assert np.count_nonzero(nb[0, 0]) == 5  # the atom and its 4 neighbours
     cu = _image(from_atoms(bulk("Cu", "fcc", a=3.61)), "adjacency", 2)
     assert cu[1, 0, 0] == pytest.approx(12 / 3)  # 12 bonds to its own images, on the diagonal
+
+
+def test_elements_channels_rock_salt():
+    g = from_atoms(bulk("NaCl", "rocksalt", a=5.64), cutoff_scale=1.1)
+    img = _image(g, "elements", 4)
+    np.testing.assert_array_equal(img[:3], _image(g, "adjacency", 4))
+    assert CHANNELS["elements"][3:] == ("electronegativity", "group", "period")
+    order = image_atom_order(g)
+    cl, na = (order.index(i) for i in (1, 0))  # ase puts Na first; Cl is heavier, row 0
+    assert (cl, na) == (0, 1)
+    np.testing.assert_allclose(np.diag(img[3])[:2], [3.16 / 4, 0.93 / 4], rtol=1e-6)
+    np.testing.assert_allclose(img[3, 0, 1], (3.16 - 0.93) / 4, rtol=1e-6)
+    np.testing.assert_array_equal(img[3], img[3].T)
+    np.testing.assert_allclose(img[4, :2, :2], [[17 / 18, 1 / 18], [17 / 18, 1 / 18]], rtol=1e-6)
+    np.testing.assert_allclose(img[5, :2, :2], [[3 / 7, 3 / 7], [3 / 7, 3 / 7]], rtol=1e-6)
+    assert np.all(img[3:, 2:, :] == 0) and np.all(img[3:, :, 2:] == 0)
+
+
+def test_elements_channels_unbonded_pairs_and_missing_electronegativity():
+    g = from_smiles("CCO")  # C-C-O: the two end atoms are not bonded
+    img = _image(g, "elements", 4)
+    order = image_atom_order(g)
+    o, c_end = order.index(2), order.index(0)
+    assert img[3:, o, c_end].tolist() == [0.0, 0.0, 0.0]
+    argon = from_atoms(bulk("Ar", "fcc", a=5.26), cutoff_scale=1.8)  # no Pauling value
+    ar = _image(argon, "elements", 2)
+    assert ar[3, 0, 0] == 0 and ar[4, 0, 0] == pytest.approx(1.0) and ar[5, 0, 0] > 0
 
 
 @pytest.mark.parametrize(
@@ -251,11 +278,11 @@ def test_pixel_atoms_match_image(encoding):
         for col in range(size):
             pair = pixel_atoms(g, row, col, encoding=encoding, size=size)
             if row >= n or img[0, row, col] == 0 and not img[:, row, col].any():
-                assert pair is None or (encoding == "adjacency" and row != col)
+                assert pair is None or (encoding != "neighbors" and row != col)
                 continue
             assert pair is not None
             a, b = pair
-            if encoding == "adjacency":
+            if encoding != "neighbors":
                 assert (img[1, row, col] > 0) == g.has_edge(a, b)
             else:
                 assert a == b if col == 0 else g.has_edge(a, b)

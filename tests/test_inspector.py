@@ -108,6 +108,7 @@ def test_atom_scores_project_rows_and_columns():
     for r, atom in enumerate(order):
         assert adjacency[atom] == pytest.approx(a[r].sum() + a[:, r].sum() - a[r, r])
     assert sum(adjacency.values()) == pytest.approx(2 * a.sum() - np.trace(a))
+    assert atom_scores(attribution, graph, encoding="elements") == adjacency  # same layout
     neighbors = atom_scores(attribution, graph, encoding="neighbors")
     assert sum(neighbors.values()) == pytest.approx(a.sum())
     assert neighbors[order[1]] == pytest.approx(a[1].sum())

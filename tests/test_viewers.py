@@ -210,14 +210,15 @@ def test_select_atom_and_click_and_highlight():
 
 
 # --------------------------------------------------------------------------- image viewer
-@pytest.mark.parametrize("encoding", ["adjacency", "neighbors"])
+@pytest.mark.parametrize("encoding", ["adjacency", "neighbors", "elements"])
 def test_image_viewer_heatmaps_equal_image_and_name_atoms(encoding):
     graph = from_smiles(ASPIRIN)
     k = 3 if encoding == "neighbors" else None
     viewer = ImageViewer(graph, encoding=encoding, size=16, k=k)
     image = node_neighbor_image(graph, encoding=encoding, size=16, k=k).numpy()
-    assert len(viewer.fig.data) == 3
+    assert len(viewer.fig.data) == len(image) == (6 if encoding == "elements" else 3)
     for c, trace in enumerate(viewer.fig.data):
+        assert trace.xaxis == "x" + ("" if c == 0 else str(c + 1))
         assert np.array_equal(np.asarray(trace.z, dtype=np.float32), image[c])
         assert np.asarray(trace.z).dtype == np.float32
     names = [a.text for a in viewer.fig.layout.annotations]
@@ -247,6 +248,15 @@ def test_image_viewer_selectors_overflow_and_smiles_input():
     viewer.size.value = 16
     assert np.asarray(viewer.fig.data[0].z).shape == (16, 16)
     assert "dropped" not in viewer.status.value
+    viewer.encoding.value = "elements"  # six panels in two rows, every one highlighted
+    assert len(viewer.fig.data) == 6 and viewer.fig.layout.height == 2 * 360
+    assert viewer.fig.layout.xaxis4.domain == viewer.fig.layout.xaxis.domain
+    assert viewer.fig.layout.yaxis4.domain[1] < viewer.fig.layout.yaxis.domain[0]
+    viewer.select_pixel(0, 1)
+    assert {s.xref for s in viewer.fig.layout.shapes} == {"x", *(f"x{c}" for c in range(2, 7))}
+    viewer.encoding.value = "adjacency"  # back to one row; the extra panels are hidden
+    assert len(viewer.fig.data) == 3 and viewer.fig.layout.height == 360
+    assert viewer.fig.layout.xaxis4.visible is False and viewer.fig.layout.xaxis.visible
     with pytest.raises(StructureError, match="'C1CC'"):
         ImageViewer("C1CC")
 

@@ -39,7 +39,7 @@ __all__ = ["add_predict_arguments", "add_train_arguments", "run_predict", "run_t
 
 TASK_CHOICES = ("drugs", "mofs", "crystals")
 SOLVER_CHOICES = ("anderson", "forward")
-ENCODINGS = ("adjacency", "neighbors")
+ENCODINGS = ("adjacency", "neighbors", "elements")  # the keys of structures.CHANNELS
 _MOLECULE_SUFFIXES = {".smi", ".smiles", ".sdf", ".sd", ".mol"}
 _FILE_SUFFIXES = _MOLECULE_SUFFIXES | {".cif", ".xyz", ".extxyz", ".vasp"}
 
@@ -60,7 +60,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     """
     data = parser.add_argument_group("data")
     data.add_argument("--task", required=True, choices=TASK_CHOICES, help="classification task")
-    data.add_argument("--encoding", default="adjacency", choices=ENCODINGS, help="image encoding")
+    data.add_argument(
+        "--encoding", default=None, choices=ENCODINGS, help="image encoding (default: recipe's)"
+    )
     data.add_argument("--image-size", type=int, default=None, help="image rows/columns (atoms)")
     data.add_argument("--split-seed", type=int, default=0, help="seed of the train/val/test split")
     data.add_argument("--data-dir", default=None, help="task data folder (default: bundled)")
@@ -161,6 +163,8 @@ def apply_recipe(args: argparse.Namespace) -> Any:
     from .recipe import default_recipe
 
     recipe = default_recipe(args.task, smoke=bool(getattr(args, "smoke", False)))
+    if args.encoding is None:
+        args.encoding = recipe.encoding
     if args.image_size is None:
         args.image_size = recipe.image_size
     for name in _RECIPE_MODEL_ARGS:

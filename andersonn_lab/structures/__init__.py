@@ -4,10 +4,13 @@
 * :func:`from_atoms`, :func:`to_atoms` -- crystals, MOFs and ASE molecules through ASE.
 * :func:`read_structure` -- any supported file, chosen by its name.
 * :func:`node_neighbor_image`, :func:`image_atom_order`, :func:`pixel_atoms` -- images.
+* :func:`electronegativity`, :func:`group`, :func:`period` -- element properties of the
+  ``"elements"`` image encoding.
 * :func:`largest_cavity_diameter` -- pore size of a periodic structure.
 """
 
 from .crystals import from_atoms, to_atoms
+from .elements import electronegativity, group, period
 from .errors import ImageOverflowWarning, StructureError
 from .graph import (
     canonical_order,
@@ -27,12 +30,15 @@ __all__ = [
     "canonical_order",
     "canonical_ranks",
     "coordination_numbers",
+    "electronegativity",
     "from_atoms",
     "from_mol",
     "from_smiles",
+    "group",
     "image_atom_order",
     "largest_cavity_diameter",
     "node_neighbor_image",
+    "period",
     "pixel_atoms",
     "read_molecules",
     "read_structure",

@@ -14,6 +14,7 @@ import networkx as nx
 import numpy as np
 import torch
 
+from .elements import electronegativity, group, period
 from .errors import ImageOverflowWarning, StructureError
 from .graph import (
     BondInstance,
@@ -27,12 +28,13 @@ from .graph import (
 __all__ = [
     "CHANNELS",
     "DISTANCE_SCALE",
+    "LAYOUTS",
     "image_atom_order",
     "node_neighbor_image",
     "pixel_atoms",
 ]
 
-Encoding = Literal["adjacency", "neighbors"]
+Encoding = Literal["adjacency", "neighbors", "elements"]
 Overflow = Literal["crop", "error"]
 
 DISTANCE_SCALE = 1.5
@@ -40,12 +42,31 @@ DISTANCE_SCALE = 1.5
 
 MAX_Z = 118.0
 MAX_BOND_ORDER = 3.0
+MAX_ELECTRONEGATIVITY = 4.0
+MAX_GROUP = 18.0
+MAX_PERIOD = 7.0
 
 CHANNELS: dict[str, tuple[str, ...]] = {
     "adjacency": ("atomic_number", "bond_order", "distance"),
     "neighbors": ("atomic_number", "distance", "bond_order"),
+    "elements": (
+        "atomic_number",
+        "bond_order",
+        "distance",
+        "electronegativity",
+        "group",
+        "period",
+    ),
 }
 """Channel names of each encoding, in channel order."""
+
+LAYOUTS: dict[str, str] = {
+    "adjacency": "adjacency",
+    "neighbors": "neighbors",
+    "elements": "adjacency",
+}
+"""Pixel layout of each encoding: ``"adjacency"`` (pixel ``(r, s)`` relates atoms ``r`` and
+``s``) or ``"neighbors"`` (row ``r`` lists atom ``r`` and its nearest neighbours)."""
 
 
 def image_atom_order(graph: nx.Graph, size: int | None = None) -> list[Any]:
@@ -81,7 +102,7 @@ def node_neighbor_image(
     k: int | None = None,
     on_overflow: Overflow = "crop",
 ) -> torch.Tensor:
-    """Turn an atom-bond network into a node-neighbour image of shape ``(3, size, size)``.
+    """Turn an atom-bond network into a node-neighbour image of shape ``(channels, size, size)``.
 
     Rows are atoms in canonical order (:func:`image_atom_order`): breadth-first from the
     heaviest atom, ties broken by colour-refinement ranks, so the image does not depend on the
@@ -96,6 +117,16 @@ def node_neighbor_image(
        of the atom to its own periodic images, each neighbour counted); 0 if not bonded.
     2. ``sum(exp(-d / 1.5 A))`` over the same bond instances; 0 if not bonded.
 
+    ``encoding="elements"``: the three ``"adjacency"`` channels, then three channels of element
+    properties (:mod:`~andersonn_lab.structures.elements`) in the same layout. On the diagonal
+    they hold the atom's own value; on the pixels of bonded pairs (``r != s``), values that
+    describe the bond or the neighbour; elsewhere 0:
+
+    3. Pauling electronegativity ``/ 4`` of the atom; bonded pixels: ``|difference| / 4``
+       between the two atoms (how ionic the bond is). No Pauling value (noble gases): 0.
+    4. Group ``/ 18`` of the atom; bonded pixels: the neighbour's (column atom's) group.
+    5. Period ``/ 7`` of the atom; bonded pixels: the neighbour's period.
+
     ``encoding="neighbors"`` (pixel ``[c, r, s]``: atom ``order[r]`` for ``s == 0``, else its
     ``s``-th nearest bond instance; instances sorted by distance, then by decreasing bond
     order, then by the neighbour's canonical rank; at most ``k`` columns of neighbours):
@@ -109,7 +140,8 @@ def node_neighbor_image(
     graph:
         An atom-bond network from this package.
     encoding:
-        ``"adjacency"`` or ``"neighbors"``.
+        ``"adjacency"``, ``"neighbors"`` or ``"elements"`` (:data:`CHANNELS` names each
+        one's channels).
     size:
         Image height and width (atoms per image).
     k:
@@ -123,7 +155,8 @@ def node_neighbor_image(
     Returns
     -------
     torch.Tensor
-        ``float32`` tensor of shape ``(3, size, size)``.
+        ``float32`` tensor of shape ``(len(CHANNELS[encoding]), size, size)``: 3 channels,
+        or 6 for ``"elements"``.
 
     Raises
     ------
@@ -146,9 +179,11 @@ def node_neighbor_image(
     index = {node: p for p, node in enumerate(nodes)}
     rows = [index[node] for node in order]
     z = np.array([_atomic_number(graph.nodes[node]) for node in nodes], dtype=np.float64)
-    img = np.zeros((3, size, size), dtype=np.float32)
-    if encoding == "adjacency":
+    img = np.zeros((len(CHANNELS[encoding]), size, size), dtype=np.float32)
+    if LAYOUTS[encoding] == "adjacency":
         _fill_adjacency(img, rows, z, inst)
+        if encoding == "elements":
+            _fill_elements(img[3:], rows, z, inst)
     else:
         ranks = [node_ranks[node] for node in nodes]
         kk = size - 1 if k is None else k
@@ -186,9 +221,10 @@ def pixel_atoms(
     Returns
     -------
     tuple or None
-        ``(atom, other)`` graph nodes: for ``"adjacency"`` the atom pair of row and column
-        (equal on the diagonal); for ``"neighbors"`` the row's atom and its ``col``-th nearest
-        neighbour (``col == 0``: the atom itself; a periodic self-image gives the atom again).
+        ``(atom, other)`` graph nodes: for ``"adjacency"`` and ``"elements"`` the atom pair
+        of row and column (equal on the diagonal); for ``"neighbors"`` the row's atom and its
+        ``col``-th nearest neighbour (``col == 0``: the atom itself; a periodic self-image gives
+        the atom again).
         None for padding pixels.
 
     Examples
@@ -204,7 +240,7 @@ def pixel_atoms(
     order = canonical_order(graph, node_ranks)[:size]
     if row >= len(order):
         return None
-    if encoding == "adjacency":
+    if LAYOUTS[encoding] == "adjacency":
         return None if col >= len(order) else (order[row], order[col])
     if col == 0:
         return (order[row], order[row])
@@ -273,6 +309,29 @@ def _fill_adjacency(
     dist = np.asarray(dists)
     np.add.at(img[1], (ri, ci), np.asarray(orders) / MAX_BOND_ORDER)
     np.add.at(img[2], (ri, ci), np.where(np.isnan(dist), 0.0, np.exp(-dist / DISTANCE_SCALE)))
+
+
+def _fill_elements(
+    img: np.ndarray, rows: list[int], z: np.ndarray, inst: list[list[BondInstance]]
+) -> None:
+    """Electronegativity, group and period channels (``img`` is ``(3, size, size)``)."""
+    en = [electronegativity(int(z[p])) for p in rows]
+    grp = [group(int(z[p])) / MAX_GROUP for p in rows]
+    per = [period(int(z[p])) / MAX_PERIOD for p in rows]
+    pos = {p: r for r, p in enumerate(rows)}
+    for r in range(len(rows)):
+        img[0, r, r] = 0.0 if en[r] is None else en[r] / MAX_ELECTRONEGATIVITY
+        img[1, r, r] = grp[r]
+        img[2, r, r] = per[r]
+    for r, p in enumerate(rows):
+        for q, _d, _o in inst[p]:
+            s = pos.get(q)
+            if s is None or s == r:
+                continue
+            a, b = en[r], en[s]
+            img[0, r, s] = 0.0 if a is None or b is None else abs(a - b) / MAX_ELECTRONEGATIVITY
+            img[1, r, s] = grp[s]
+            img[2, r, s] = per[s]
 
 
 def _sorted_neighbours(inst: list[BondInstance], ranks: list[int]) -> list[BondInstance]:

@@ -24,10 +24,11 @@ import torch
 from torch import nn
 
 from andersonn_lab.structures import image_atom_order
+from andersonn_lab.structures.images import LAYOUTS
 
 __all__ = ["ENCODINGS", "atom_scores", "gradient_x_input"]
 
-ENCODINGS = ("adjacency", "neighbors")
+ENCODINGS = tuple(LAYOUTS)
 """Image encodings whose pixels :func:`atom_scores` knows how to map to atoms."""
 
 
@@ -105,8 +106,9 @@ def atom_scores(
     Row ``r`` of a node-neighbour image describes atom ``order[r]`` (``order`` from
     :func:`~andersonn_lab.structures.image_atom_order`, cropped to ``H`` rows).
 
-    * ``"adjacency"``: pixel ``(r, s)`` relates atoms ``r`` and ``s``; an atom's score is
-      the sum of ``|attribution|`` over its row and its column, the diagonal pixel once.
+    * ``"adjacency"`` and ``"elements"``: pixel ``(r, s)`` relates atoms ``r`` and ``s``; an
+      atom's score is the sum of ``|attribution|`` over its row and its column, the diagonal
+      pixel once.
     * ``"neighbors"``: row ``r`` holds atom ``r`` and its neighbours; the score is the sum
       of ``|attribution|`` over the row.
 
@@ -117,7 +119,7 @@ def atom_scores(
     graph:
         The atom-bond network the image was made from (ignored when ``order`` is given).
     encoding:
-        ``"adjacency"`` or ``"neighbors"``.
+        ``"adjacency"``, ``"elements"`` or ``"neighbors"``.
     order:
         Atoms in row order, to skip recomputing the canonical order.
 
@@ -143,7 +145,7 @@ def atom_scores(
     scores: dict[Hashable, float] = {}
     for r, atom in enumerate(atoms):
         score = float(values[r].sum())
-        if encoding == "adjacency" and r < values.shape[1]:
+        if LAYOUTS[encoding] == "adjacency" and r < values.shape[1]:
             score += float(values[:, r].sum() - values[r, r])
         scores[atom] = scores.get(atom, 0.0) + score
     return scores

@@ -30,7 +30,7 @@ from andersonn_lab.structures import (
     node_neighbor_image,
 )
 from andersonn_lab.structures.graph import bond_instances, canonical_ranks
-from andersonn_lab.structures.images import _sorted_neighbours
+from andersonn_lab.structures.images import LAYOUTS, _sorted_neighbours
 
 __all__ = ["ImageController", "Rect", "pixel_table"]
 
@@ -71,7 +71,7 @@ def pixel_table(
     order = image_atom_order(graph, size)
     n = len(order)
     table: list[list[tuple[Any, Any] | None]] = [[None] * size for _ in range(size)]
-    if encoding == "adjacency":
+    if LAYOUTS[encoding] == "adjacency":
         for r, a in enumerate(order):
             table[r][:n] = [(a, b) for b in order]
         return table
@@ -169,7 +169,7 @@ class ImageController:
             for c, pair in enumerate(row):
                 if pair is None:
                     line.append(f"row {r}, col {c}: padding")
-                elif self.encoding == "adjacency":
+                elif LAYOUTS[self.encoding] == "adjacency":
                     line.append(f"row {r}: {_name(g, pair[0])} · col {c}: {_name(g, pair[1])}")
                 elif c == 0:
                     line.append(f"row {r}: {_name(g, pair[0])} · itself")
@@ -196,7 +196,8 @@ class ImageController:
     def select_atom(self, node: Any | None) -> list[Rect]:
         """Select an atom; return the pixel blocks to highlight.
 
-        ``"adjacency"``: the atom's row and column. ``"neighbors"``: the atom's row and every
+        Adjacency layout (``"adjacency"``, ``"elements"``): the atom's row and column.
+        ``"neighbors"``: the atom's row and every
         pixel where it appears as a neighbour. Empty for None or a cropped atom.
         """
         self.selected_atom, self.selected_pixel = node, None
@@ -225,7 +226,7 @@ class ImageController:
         row = self.row_of(node)
         if row is not None:
             rects.append(Rect(row, row, 0, last))
-        if self.encoding == "adjacency":
+        if LAYOUTS[self.encoding] == "adjacency":
             if row is not None:
                 rects.append(Rect(0, last, row, row))
             return rects

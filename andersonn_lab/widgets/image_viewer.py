@@ -1,7 +1,8 @@
 """Node-neighbour image of a structure, channel by channel, as plotly heatmaps.
 
 All logic lives in :class:`~andersonn_lab.widgets.image_data.ImageController`; this module
-draws one heatmap per channel side by side, an encoding and a size selector, and a status
+draws one heatmap per channel (three per row; the ``"elements"`` encoding has six), an
+encoding and a size selector, and a status
 line (which reports cropping). Hovering a pixel names the atoms it encodes; clicking a pixel
 selects it. Selections are drawn as rectangles (layout shapes).
 
@@ -23,7 +24,6 @@ from typing import Any
 import ipywidgets as w
 import networkx as nx
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from .image_data import ENCODINGS, ImageController, Rect
 from .structure_data import load_structure
@@ -35,10 +35,28 @@ SIZES: tuple[int, ...] = (8, 16, 32, 64, 128, 256)
 """Image sizes offered by the size selector (any other size given is added)."""
 
 HIGHLIGHT = {"color": "#ff1744", "width": 2}
+PANELS_PER_ROW = 3
+_GAP = 0.04  # horizontal gap between panels (fraction of the figure width)
+_ROW_GAP = 0.12  # vertical gap between panel rows (fraction of the figure height)
+
+
+def _suffix(c: int) -> str:
+    return "" if c == 0 else str(c + 1)
+
+
+def _panel_domains(c: int, n: int) -> tuple[list[float], list[float]]:
+    """``(x domain, y domain)`` of panel ``c`` of ``n``, rows of :data:`PANELS_PER_ROW`."""
+    rows = -(-n // PANELS_PER_ROW)
+    row, col = divmod(c, PANELS_PER_ROW)
+    width = (1 - _GAP * (PANELS_PER_ROW - 1)) / PANELS_PER_ROW
+    height = (1 - _ROW_GAP * (rows - 1)) / rows
+    x0 = col * (width + _GAP)
+    y1 = 1 - row * (height + _ROW_GAP)
+    return [round(x0, 6), round(x0 + width, 6)], [round(max(y1 - height, 0.0), 6), round(y1, 6)]
 
 
 class ImageViewer(w.VBox):
-    """Heatmaps of the three channels of a node-neighbour image, with pixel hover names.
+    """Heatmaps of the channels of a node-neighbour image, with pixel hover names.
 
     Parameters
     ----------
@@ -60,8 +78,8 @@ class ImageViewer(w.VBox):
     Attributes
     ----------
     controller, fig, encoding, size, status:
-        Controller, ``go.FigureWidget`` (trace ``c`` is channel ``c``), the two selectors and
-        the status ``HTML``.
+        Controller, ``go.FigureWidget`` (trace ``c`` is channel ``c``, drawn on axes
+        ``x{c+1}``/``y{c+1}``), the two selectors and the status ``HTML``.
 
     Examples
     --------
@@ -95,8 +113,9 @@ class ImageViewer(w.VBox):
         )
         self.size = w.Dropdown(options=sizes, value=controller.size, description="size")
         self.status = w.HTML()
-        self.fig = go.FigureWidget(make_subplots(rows=1, cols=3, horizontal_spacing=0.04))
-        self.fig.update_layout(height=height, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        self._row_height = height
+        self.fig = go.FigureWidget()
+        self.fig.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 10})
         self._build_traces()
         self.encoding.observe(self._on_settings, names="value")
         self.size.observe(self._on_settings, names="value")
@@ -106,8 +125,14 @@ class ImageViewer(w.VBox):
     def _build_traces(self) -> None:
         ctrl = self.controller
         axis = list(range(ctrl.size))
+        n = len(ctrl.channels)
+        rows = -(-n // PANELS_PER_ROW)
         with self.fig.batch_update():
             self.fig.data = []
+            self.fig.layout.height = self._row_height * rows
+            for c in range(n, len(self._axes_used())):  # panels of a previous encoding
+                self.fig.layout["xaxis" + _suffix(c)].visible = False
+                self.fig.layout["yaxis" + _suffix(c)].visible = False
             for c, name in enumerate(ctrl.channels):
                 heat = go.Heatmap(
                     z=ctrl.channel(c),
@@ -120,18 +145,31 @@ class ImageViewer(w.VBox):
                     showscale=False,
                     xgap=0,
                     ygap=0,
+                    xaxis="x" + _suffix(c),
+                    yaxis="y" + _suffix(c),
                 )
-                self.fig.add_trace(heat, row=1, col=c + 1)
-                suffix = "" if c == 0 else str(c + 1)
-                self.fig.layout["yaxis" + suffix].update(
-                    autorange="reversed", scaleanchor="x" + suffix, constrain="domain"
-                )
-                self.fig.layout["xaxis" + suffix].update(constrain="domain", side="top")
+                self.fig.add_trace(heat)
+                x_domain, y_domain = _panel_domains(c, n)
+                self.fig.layout["yaxis" + _suffix(c)] = {
+                    "domain": y_domain,
+                    "anchor": "x" + _suffix(c),
+                    "autorange": "reversed",
+                    "scaleanchor": "x" + _suffix(c),
+                    "constrain": "domain",
+                    "visible": True,
+                }
+                self.fig.layout["xaxis" + _suffix(c)] = {
+                    "domain": x_domain,
+                    "anchor": "y" + _suffix(c),
+                    "constrain": "domain",
+                    "side": "top",
+                    "visible": True,
+                }
             self.fig.layout.annotations = [
                 {
                     "text": name,
-                    "xref": "x" + ("" if c == 0 else str(c + 1)) + " domain",
-                    "yref": "paper",
+                    "xref": "x" + _suffix(c) + " domain",
+                    "yref": "y" + _suffix(c) + " domain",
                     "x": 0.5,
                     "y": 1.0,
                     "yanchor": "bottom",
@@ -148,10 +186,14 @@ class ImageViewer(w.VBox):
 
     def _draw_shapes(self) -> None:
         shapes = []
-        for c in range(3):
-            suffix = "" if c == 0 else str(c + 1)
+        for c in range(len(self.controller.channels)):
+            suffix = _suffix(c)
             shapes += [_rect_shape(rect, "x" + suffix, "y" + suffix) for rect in self.shapes()]
         self.fig.layout.shapes = shapes
+
+    def _axes_used(self) -> list[str]:
+        """Names of the x axes the figure's layout holds (``xaxis``, ``xaxis2``, ...)."""
+        return [name for name in self.fig.layout if name.startswith("xaxis")]
 
     def shapes(self) -> list[Rect]:
         """Pixel blocks currently highlighted (the same in every channel)."""

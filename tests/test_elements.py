@@ -1,0 +1,60 @@
+"""Element properties behind the ``"elements"`` image encoding."""
+
+import pytest
+
+from andersonn_lab.structures.elements import MAX_Z, electronegativity, group, period
+
+# (Z, Pauling electronegativity, period, group)
+KNOWN = [
+    (1, 2.20, 1, 1),
+    (2, None, 1, 18),
+    (6, 2.55, 2, 14),
+    (8, 3.44, 2, 16),
+    (9, 3.98, 2, 17),
+    (11, 0.93, 3, 1),
+    (14, 1.90, 3, 14),
+    (18, None, 3, 18),
+    (21, 1.36, 4, 3),
+    (26, 1.83, 4, 8),
+    (29, 1.90, 4, 11),
+    (36, 3.00, 4, 18),
+    (47, 1.93, 5, 11),
+    (55, 0.79, 6, 1),
+    (57, 1.10, 6, 3),
+    (71, 1.27, 6, 3),
+    (72, 1.30, 6, 4),
+    (79, 2.54, 6, 11),
+    (86, 2.20, 6, 18),
+    (92, 1.38, 7, 3),
+    (104, None, 7, 4),
+    (118, None, 7, 18),
+]
+
+
+@pytest.mark.parametrize(("z", "chi", "row", "column"), KNOWN)
+def test_known_elements(z, chi, row, column):
+    assert electronegativity(z) == chi
+    assert period(z) == row
+    assert group(z) == column
+
+
+def test_every_period_runs_from_group_1_to_18():
+    for p in range(1, 8):
+        zs = [z for z in range(1, MAX_Z + 1) if period(z) == p]
+        assert group(zs[0]) == 1 and group(zs[-1]) == 18
+        groups = [group(z) for z in zs]
+        assert groups == sorted(groups)
+        assert len(zs) == {1: 2, 2: 8, 3: 8, 4: 18, 5: 18, 6: 32, 7: 32}[p]
+
+
+def test_electronegativity_range():
+    values = [electronegativity(z) for z in range(1, MAX_Z + 1)]
+    known = [v for v in values if v is not None]
+    assert min(known) == 0.70 and max(known) == 3.98  # francium, fluorine
+    assert sum(v is None for v in values) == 3 + (MAX_Z - 103)  # He, Ne, Ar; past Lr
+
+
+@pytest.mark.parametrize("z", [0, 119, -1, 2.5, True, "6"])
+def test_bad_atomic_numbers(z):
+    with pytest.raises((ValueError, TypeError)):
+        period(z)
