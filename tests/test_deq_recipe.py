@@ -201,5 +201,7 @@ def test_train_command_takes_unset_options_from_the_recipe():
     crystals = parser.parse_args(["--task", "crystals", "--run-dir", "x"])
     assert cli.apply_recipe(crystals).encoding == crystals.encoding == "elements"
     chosen = ["--task", "crystals", "--run-dir", "x", "--encoding", "neighbors"]
-    assert parser.parse_args(chosen).encoding == "neighbors"
+    neighbors = parser.parse_args(chosen)
+    assert cli.apply_recipe(neighbors).encoding == "elements"
+    assert neighbors.encoding == "neighbors"  # an explicit choice is kept
     assert cli.ENCODINGS == tuple(CHANNELS)

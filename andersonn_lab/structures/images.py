@@ -183,7 +183,7 @@ def node_neighbor_image(
     if LAYOUTS[encoding] == "adjacency":
         _fill_adjacency(img, rows, z, inst)
         if encoding == "elements":
-            _fill_elements(img[3:], rows, z, inst)
+            _fill_elements(img[3:], img[1], z[rows])
     else:
         ranks = [node_ranks[node] for node in nodes]
         kk = size - 1 if k is None else k
@@ -311,27 +311,25 @@ def _fill_adjacency(
     np.add.at(img[2], (ri, ci), np.where(np.isnan(dist), 0.0, np.exp(-dist / DISTANCE_SCALE)))
 
 
-def _fill_elements(
-    img: np.ndarray, rows: list[int], z: np.ndarray, inst: list[list[BondInstance]]
-) -> None:
-    """Electronegativity, group and period channels (``img`` is ``(3, size, size)``)."""
-    en = [electronegativity(int(z[p])) for p in rows]
-    grp = [group(int(z[p])) / MAX_GROUP for p in rows]
-    per = [period(int(z[p])) / MAX_PERIOD for p in rows]
-    pos = {p: r for r, p in enumerate(rows)}
-    for r in range(len(rows)):
-        img[0, r, r] = 0.0 if en[r] is None else en[r] / MAX_ELECTRONEGATIVITY
-        img[1, r, r] = grp[r]
-        img[2, r, r] = per[r]
-    for r, p in enumerate(rows):
-        for q, _d, _o in inst[p]:
-            s = pos.get(q)
-            if s is None or s == r:
-                continue
-            a, b = en[r], en[s]
-            img[0, r, s] = 0.0 if a is None or b is None else abs(a - b) / MAX_ELECTRONEGATIVITY
-            img[1, r, s] = grp[s]
-            img[2, r, s] = per[s]
+def _fill_elements(img: np.ndarray, bond_channel: np.ndarray, z_rows: np.ndarray) -> None:
+    """Electronegativity, group and period channels (``img`` is ``(3, size, size)``).
+
+    Bonded pairs are read off the filled adjacency bond-order channel (every bond instance
+    adds at least 1/3 there), so the bond instances are not walked a second time.
+    """
+    n = len(z_rows)
+    chi = np.array([electronegativity(int(x)) or np.nan for x in z_rows]) / MAX_ELECTRONEGATIVITY
+    grp = np.array([group(int(x)) for x in z_rows]) / MAX_GROUP
+    per = np.array([period(int(x)) for x in z_rows]) / MAX_PERIOD
+    bonded = bond_channel[:n, :n] > 0
+    np.fill_diagonal(bonded, False)
+    diag = np.arange(n)
+    img[0, :n, :n] = np.where(bonded, np.nan_to_num(np.abs(chi[:, None] - chi[None, :])), 0.0)
+    img[1, :n, :n] = np.where(bonded, grp[None, :], 0.0)
+    img[2, :n, :n] = np.where(bonded, per[None, :], 0.0)
+    img[0, diag, diag] = np.nan_to_num(chi)
+    img[1, diag, diag] = grp
+    img[2, diag, diag] = per
 
 
 def _sorted_neighbours(inst: list[BondInstance], ranks: list[int]) -> list[BondInstance]:
