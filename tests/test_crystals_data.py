@@ -58,6 +58,14 @@ KNOWN_DENSITIES = {
     "WC-hex": 15.6,
     "TiC-B1": 4.93,
     "SrTiO3-perovskite": 5.12,
+    "Gd-hcp": 7.90,
+    "Sb-A7": 6.68,
+    "ThO2-fluorite": 10.0,
+    "MoSi2-C11b": 6.26,
+    "IrO2-rutile": 11.66,
+    "HfB2-AlB2": 11.2,
+    "NiAs-hex": 7.77,
+    "CdF2-fluorite": 6.33,
 }
 
 STOICHIOMETRY = {
