@@ -9,6 +9,10 @@ Open JupyterLab on the notebooks::
 Rebuild a task's data from its sources::
 
     andersonn-lab data build mofs
+
+Test accuracy of the crystals recipe over five random splits::
+
+    andersonn-lab bench accuracy --tasks crystals --splits 5
 """
 
 from __future__ import annotations
@@ -171,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     deq = bench_sub.add_parser("deq", help="Anderson vs forward iteration on trained DEQs")
     add_bench_arguments(deq)
     deq.set_defaults(handler=run_bench)
+    from andersonn_lab.deq.holdout import add_accuracy_arguments, run_accuracy
+
+    accuracy = bench_sub.add_parser(
+        "accuracy", help="test accuracy of the default recipes over several random splits"
+    )
+    add_accuracy_arguments(accuracy)
+    accuracy.set_defaults(handler=run_accuracy)
     return parser
 
 
