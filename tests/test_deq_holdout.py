@@ -72,8 +72,11 @@ def test_each_split_is_trained_and_scored_on_its_own_test_split():
     assert tests[0] != tests[1] and tests[1] != tests[2]
     for score, test in zip(result.scores, tests, strict=True):
         assert score.n_test == len(test)
-        assert score.accuracy == pytest.approx(1 - len(score.wrong) / score.n_test)
+        assert {item[0] for item in score.wrong} <= {f"s{i}" for i in test}
         assert score.train_seconds > 0
+    # the score from the predictions agrees with evaluate() after a plain fit of that split
+    fit = _recipe().fit(_ToyTask(1), device="cpu", seed=1)
+    assert result.scores[1].accuracy == pytest.approx(fit.test_accuracy)
     assert result.mean == pytest.approx(sum(result.accuracies) / 3)
     assert result.solver == "anderson" and result.task == "toy"
 

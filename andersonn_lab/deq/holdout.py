@@ -216,7 +216,7 @@ def add_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
 def run_accuracy(args: argparse.Namespace) -> int:
     """``andersonn-lab bench accuracy``: train per split, print the table, write JSON."""
     from .recipe import RECIPES, default_recipe
-    from .study import _default_out
+    from .study import results_dir
 
     unknown = [t for t in args.tasks if t not in RECIPES]
     if unknown or args.splits < 1:
@@ -246,7 +246,7 @@ def run_accuracy(args: argparse.Namespace) -> int:
     if not results:
         print("andersonn-lab bench accuracy: no task could be loaded", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else _default_out()
+    out = Path(args.out) if args.out else results_dir()
     out.mkdir(parents=True, exist_ok=True)
     payload = {
         "splits": args.splits,

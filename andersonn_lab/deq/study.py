@@ -1065,7 +1065,8 @@ def config_from_args(args: argparse.Namespace) -> StudyConfig:
     return config
 
 
-def _default_out() -> Path:
+def results_dir() -> Path:
+    """``benchmarks/results`` of a source checkout, else the current directory."""
     repo = Path(__file__).resolve().parents[2] / "benchmarks" / "results"
     return repo if repo.parent.is_dir() else Path.cwd()
 
@@ -1077,7 +1078,7 @@ def run_bench(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"andersonn-lab bench deq: {err}", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else _default_out()
+    out = Path(args.out) if args.out else results_dir()
     study = run_study(config, out, progress=args.progress)
     if not study["tasks"]:
         print("andersonn-lab bench deq: no task could be loaded", file=sys.stderr)
