@@ -127,6 +127,19 @@ def test_summary_table_and_often_wrong():
     assert single.std == 0.0
 
 
+def test_table_names_at_most_max_listed_often_wrong_structures():
+    wrong = tuple((f"s{i}", "a", "b") for i in range(5))
+    scores = [SplitScore(k, 0.5, 10, wrong, 1.0) for k in range(2)]
+    result = HoldoutResult("toy", "adjacency", "anderson", scores)
+    short = format_holdout([result], max_listed=2).splitlines()[-1]
+    assert short == "toy: wrong in two or more splits: s0 (2), s1 (2), and 3 more"
+    assert format_holdout([result], max_listed=0).endswith("splits: and 5 more")
+    assert format_holdout([result]).endswith("s3 (2), s4 (2)")
+    assert len(result.to_dict()["often_wrong"]) == 5
+    with pytest.raises(ValueError, match="max_listed"):
+        format_holdout([result], max_listed=-1)
+
+
 def test_bench_accuracy_command(tmp_path, capsys):
     code = main(
         ["bench", "accuracy", "--tasks", "crystals", "--splits", "2", "--smoke"]

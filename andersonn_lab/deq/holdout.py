@@ -182,8 +182,15 @@ def repeated_holdout(
     return result
 
 
-def format_holdout(results: Sequence[HoldoutResult]) -> str:
-    """A plain-text table: one row per task, then the structures wrong in several splits."""
+def format_holdout(results: Sequence[HoldoutResult], *, max_listed: int = 15) -> str:
+    """A plain-text table: one row per task, then the structures wrong in several splits.
+
+    At most ``max_listed`` of those structures are named per task (the most often wrong
+    first), followed by how many more there are; :meth:`HoldoutResult.to_dict` keeps them
+    all.
+    """
+    if isinstance(max_listed, bool) or not isinstance(max_listed, int) or max_listed < 0:
+        raise ValueError(f"max_listed must be a non-negative integer, got {max_listed!r}")
     lines = [
         "| task | encoding | solver | splits | test accuracy per split | mean ± sd | min – max |",
         "|---|---|---|---|---|---|---|",
@@ -195,10 +202,12 @@ def format_holdout(results: Sequence[HoldoutResult]) -> str:
             f"{r.mean:.3f} ± {r.std:.3f} | {min(r.accuracies):.3f} – {max(r.accuracies):.3f} |"
         )
     for r in results:
-        often = r.often_wrong()
+        often = list(r.often_wrong().items())
         if often:
-            listed = ", ".join(f"{k} ({n})" for k, n in often.items())
-            lines.append(f"{r.task}: wrong in two or more splits: {listed}")
+            listed = ", ".join(f"{k} ({n})" for k, n in often[:max_listed])
+            rest = len(often) - max_listed
+            more = f"{', ' if listed else ''}and {rest} more" if rest > 0 else ""
+            lines.append(f"{r.task}: wrong in two or more splits: {listed}{more}")
     return "\n".join(lines)
 
 
