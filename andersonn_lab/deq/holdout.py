@@ -33,6 +33,8 @@ from typing import Any
 
 import torch
 
+from andersonn_lab.solvers._checks import check_int
+
 from .train import predict
 
 __all__ = [
@@ -189,8 +191,7 @@ def format_holdout(results: Sequence[HoldoutResult], *, max_listed: int = 15) ->
     first), followed by how many more there are; :meth:`HoldoutResult.to_dict` keeps them
     all.
     """
-    if isinstance(max_listed, bool) or not isinstance(max_listed, int) or max_listed < 0:
-        raise ValueError(f"max_listed must be a non-negative integer, got {max_listed!r}")
+    max_listed = check_int("max_listed", max_listed, minimum=0)
     lines = [
         "| task | encoding | solver | splits | test accuracy per split | mean ± sd | min – max |",
         "|---|---|---|---|---|---|---|",
@@ -204,10 +205,10 @@ def format_holdout(results: Sequence[HoldoutResult], *, max_listed: int = 15) ->
     for r in results:
         often = list(r.often_wrong().items())
         if often:
-            listed = ", ".join(f"{k} ({n})" for k, n in often[:max_listed])
-            rest = len(often) - max_listed
-            more = f"{', ' if listed else ''}and {rest} more" if rest > 0 else ""
-            lines.append(f"{r.task}: wrong in two or more splits: {listed}{more}")
+            named = [f"{k} ({n})" for k, n in often[:max_listed]]
+            if len(often) > max_listed:
+                named.append(f"and {len(often) - max_listed} more")
+            lines.append(f"{r.task}: wrong in two or more splits: {', '.join(named)}")
     return "\n".join(lines)
 
 
