@@ -148,10 +148,10 @@ def test_bench_accuracy_command(tmp_path, capsys):
     assert code == 0
     payload = json.loads((tmp_path / "accuracy.json").read_text())
     (crystals,) = payload["results"]
-    assert crystals["encoding"] == "elements" and len(crystals["scores"]) == 2
+    assert crystals["encoding"] == "electrons" and len(crystals["scores"]) == 2
     assert 0.0 <= crystals["mean"] <= 1.0
     out = capsys.readouterr().out
-    assert "crystals: split 1: test accuracy" in out and "| crystals | elements |" in out
+    assert "crystals: split 1: test accuracy" in out and "| crystals | electrons |" in out
 
 
 @pytest.mark.parametrize(

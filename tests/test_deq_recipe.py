@@ -199,9 +199,9 @@ def test_train_command_takes_unset_options_from_the_recipe():
     assert forward.m is None
     assert args.encoding == recipe.encoding == "adjacency"
     crystals = parser.parse_args(["--task", "crystals", "--run-dir", "x"])
-    assert cli.apply_recipe(crystals).encoding == crystals.encoding == "elements"
+    assert cli.apply_recipe(crystals).encoding == crystals.encoding == "electrons"
     chosen = ["--task", "crystals", "--run-dir", "x", "--encoding", "neighbors"]
     neighbors = parser.parse_args(chosen)
-    assert cli.apply_recipe(neighbors).encoding == "elements"
+    assert cli.apply_recipe(neighbors).encoding == "electrons"
     assert neighbors.encoding == "neighbors"  # an explicit choice is kept
     assert cli.ENCODINGS == tuple(CHANNELS)

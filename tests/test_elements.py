@@ -1,8 +1,14 @@
-"""Element properties behind the ``"elements"`` image encoding."""
+"""Element properties behind the ``"elements"`` and ``"electrons"`` image encodings."""
 
 import pytest
 
-from andersonn_lab.structures.elements import MAX_Z, electronegativity, group, period
+from andersonn_lab.structures.elements import (
+    MAX_Z,
+    electronegativity,
+    group,
+    period,
+    valence_electrons,
+)
 
 # (Z, Pauling electronegativity, period, group)
 KNOWN = [
@@ -54,7 +60,26 @@ def test_electronegativity_range():
     assert sum(v is None for v in values) == 3 + (MAX_Z - 103)  # He, Ne, Ar; past Lr
 
 
+@pytest.mark.parametrize(
+    ("z", "count"),
+    [(1, 1), (2, 2), (5, 3), (8, 6), (10, 8), (12, 2), (22, 4), (28, 10), (30, 12), (31, 3)]
+    + [(41, 5), (42, 6), (52, 6), (58, 3), (83, 5), (92, 3)],
+)
+def test_valence_electrons(z, count):
+    assert valence_electrons(z) == count
+
+
+def test_valence_electrons_follow_each_period_row():
+    for p in range(2, 8):
+        zs = [z for z in range(1, MAX_Z + 1) if period(z) == p]
+        counts = [valence_electrons(z) for z in zs]
+        assert counts[:2] == [1, 2] and counts[-6:] == [3, 4, 5, 6, 7, 8]
+        assert all(c == group(z) for z, c in zip(zs[:-6], counts[:-6], strict=True))  # s, d, f
+
+
 @pytest.mark.parametrize("z", [0, 119, -1, 2.5, True, "6"])
 def test_bad_atomic_numbers(z):
     with pytest.raises((ValueError, TypeError)):
         period(z)
+    with pytest.raises((ValueError, TypeError)):
+        valence_electrons(z)

@@ -8,6 +8,7 @@ import networkx as nx
 import numpy as np
 import pytest
 import torch
+from ase import Atoms
 from ase.build import bulk
 from rdkit import Chem
 from rdkit.Chem import AllChem
@@ -24,7 +25,7 @@ from andersonn_lab.structures import (
     pixel_atoms,
 )
 
-ENCODINGS = ("adjacency", "neighbors", "elements")
+ENCODINGS = ("adjacency", "neighbors", "elements", "electrons")
 MOLECULES = [
     "c1ccccc1",  # D6h benzene
     "Cc1ccccc1",  # toluene
@@ -149,6 +150,51 @@ def test_elements_channels_unbonded_pairs_and_missing_electronegativity():
     argon = from_atoms(bulk("Ar", "fcc", a=5.26), cutoff_scale=1.8)  # no Pauling value
     ar = _image(argon, "elements", 2)
     assert ar[3, 0, 0] == 0 and ar[4, 0, 0] == pytest.approx(1.0) and ar[5, 0, 0] > 0
+
+
+@pytest.mark.parametrize(
+    ("atoms", "odd"),
+    [
+        (bulk("Cu", "fcc", a=3.61), 1.0),  # 11 valence electrons
+        (bulk("Si", "diamond", a=5.431), 0.0),  # 2 atoms, one formula unit of 4
+        (bulk("NaCl", "rocksalt", a=5.64), 0.0),  # 1 + 7
+        (bulk("TiN", "rocksalt", a=4.24), 1.0),  # 4 + 5
+        (bulk("CaF2", "fluorite", a=5.46), 0.0),  # 2 + 2 x 7
+        (bulk("ScN", "rocksalt", a=4.5), 0.0),  # 3 + 5
+    ],
+)
+def test_electrons_flag_counts_valence_electrons_of_a_formula_unit(atoms, odd):
+    g = from_atoms(atoms, cutoff_scale=1.1)
+    img = _image(g, "electrons", 4)
+    assert CHANNELS["electrons"] == (*CHANNELS["elements"], "odd_electrons")
+    np.testing.assert_array_equal(img[:6], _image(g, "elements", 4))
+    n = g.number_of_nodes()
+    np.testing.assert_array_equal(np.diag(img[6])[:n], np.full(n, odd))
+    assert np.count_nonzero(img[6]) == (n if odd else 0)  # the diagonal only
+
+
+def test_electrons_flag_uses_the_formula_unit_of_the_whole_graph():
+    # two formula units of NbSe2 (2 x 17 electrons, even per cell, odd per formula unit)
+    nbse2 = Atoms(
+        "Nb2Se4",
+        scaled_positions=[
+            (1 / 3, 2 / 3, 0.25),
+            (2 / 3, 1 / 3, 0.75),
+            (1 / 3, 2 / 3, 0.62),
+            (1 / 3, 2 / 3, 0.88),
+            (2 / 3, 1 / 3, 0.12),
+            (2 / 3, 1 / 3, 0.38),
+        ],
+        cell=[(3.44, 0, 0), (-1.72, 2.979, 0), (0, 0, 12.55)],
+        pbc=True,
+    )
+    g = from_atoms(nbse2)
+    assert np.all(np.diag(_image(g, "electrons", 8)[6])[:6] == 1.0)
+    with pytest.warns(ImageOverflowWarning):  # cropped atoms still count
+        cropped = node_neighbor_image(g, encoding="electrons", size=2)
+    assert cropped[6].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    ethanol = _image(from_smiles("CCO"), "electrons", 4)  # heavy atoms C2 O: 8 + 6 = 14
+    assert np.all(ethanol[6] == 0)
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ __all__ = ["add_predict_arguments", "add_train_arguments", "run_predict", "run_t
 
 TASK_CHOICES = ("drugs", "mofs", "crystals")
 SOLVER_CHOICES = ("anderson", "forward")
-ENCODINGS = ("adjacency", "neighbors", "elements")  # the keys of structures.CHANNELS
+ENCODINGS = ("adjacency", "neighbors", "elements", "electrons")  # the keys of structures.CHANNELS
 _MOLECULE_SUFFIXES = {".smi", ".smiles", ".sdf", ".sd", ".mol"}
 _FILE_SUFFIXES = _MOLECULE_SUFFIXES | {".cif", ".xyz", ".extxyz", ".vasp"}
 

@@ -4,13 +4,13 @@
 * :func:`from_atoms`, :func:`to_atoms` -- crystals, MOFs and ASE molecules through ASE.
 * :func:`read_structure` -- any supported file, chosen by its name.
 * :func:`node_neighbor_image`, :func:`image_atom_order`, :func:`pixel_atoms` -- images.
-* :func:`electronegativity`, :func:`group`, :func:`period` -- element properties of the
-  ``"elements"`` image encoding.
+* :func:`electronegativity`, :func:`group`, :func:`period`, :func:`valence_electrons` --
+  element properties of the ``"elements"`` and ``"electrons"`` image encodings.
 * :func:`largest_cavity_diameter` -- pore size of a periodic structure.
 """
 
 from .crystals import from_atoms, to_atoms
-from .elements import electronegativity, group, period
+from .elements import electronegativity, group, period, valence_electrons
 from .errors import ImageOverflowWarning, StructureError
 from .graph import (
     canonical_order,
@@ -43,4 +43,5 @@ __all__ = [
     "read_molecules",
     "read_structure",
     "to_atoms",
+    "valence_electrons",
 ]

@@ -1,10 +1,15 @@
-"""Element properties used by the ``"elements"`` image encoding: electronegativity, group, period.
+"""Element properties used by the ``"elements"`` and ``"electrons"`` image encodings.
+
+Pauling electronegativity, group and period feed the ``"elements"`` encoding; the valence
+electron count feeds the odd-electron flag of the ``"electrons"`` encoding.
 
 Pauling electronegativities are the values tabulated in the CRC Handbook of Chemistry and
 Physics (after A. L. Allred, J. Inorg. Nucl. Chem. 17, 215 (1961), and later additions);
 elements without a Pauling value (He, Ne, Ar and everything past lawrencium) have none.
 Group (1-18) and period (1-7) follow from the atomic number; lanthanides and actinides are
-put in group 3.
+put in group 3. Valence electrons are counted from the group in the usual electron-counting
+convention: the group number for groups 1-12 (s and d electrons), the group number minus
+10 for groups 13-18 (s and p electrons; helium 2).
 
 Examples
 --------
@@ -12,11 +17,13 @@ Examples
 (3.98, None)
 >>> period(26), group(26), group(57)
 (4, 8, 3)
+>>> valence_electrons(8), valence_electrons(42)
+(6, 6)
 """
 
 from __future__ import annotations
 
-__all__ = ["electronegativity", "group", "period"]
+__all__ = ["electronegativity", "group", "period", "valence_electrons"]
 
 # Index z - 1; None where the element has no Pauling value.
 _PAULING: tuple[float | None, ...] = (
@@ -99,3 +106,21 @@ def group(z: int) -> int:
     if k < 17:
         return 3
     return k - 13
+
+
+def valence_electrons(z: int) -> int:
+    """Valence electrons of element ``z``: s and d electrons (groups 1-12), s and p (13-18).
+
+    The count behind electron-counting rules: ``group`` for groups 1-12, ``group - 10`` for
+    groups 13-18, 2 for helium; lanthanides and actinides, put in group 3, count 3.
+
+    Examples
+    --------
+    >>> valence_electrons(11), valence_electrons(28), valence_electrons(16), valence_electrons(2)
+    (1, 10, 6, 2)
+    """
+    z = _check(z)
+    if z == 2:
+        return 2
+    g = group(z)
+    return g if g <= 12 else g - 10

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections import Counter
+from functools import reduce
 from typing import Any, Literal
 
 import networkx as nx
 import numpy as np
 import torch
 
-from .elements import electronegativity, group, period
+from .elements import electronegativity, group, period, valence_electrons
 from .errors import ImageOverflowWarning, StructureError
 from .graph import (
     BondInstance,
@@ -34,7 +36,7 @@ __all__ = [
     "pixel_atoms",
 ]
 
-Encoding = Literal["adjacency", "neighbors", "elements"]
+Encoding = Literal["adjacency", "neighbors", "elements", "electrons"]
 Overflow = Literal["crop", "error"]
 
 DISTANCE_SCALE = 1.5
@@ -57,6 +59,15 @@ CHANNELS: dict[str, tuple[str, ...]] = {
         "group",
         "period",
     ),
+    "electrons": (
+        "atomic_number",
+        "bond_order",
+        "distance",
+        "electronegativity",
+        "group",
+        "period",
+        "odd_electrons",
+    ),
 }
 """Channel names of each encoding, in channel order."""
 
@@ -64,6 +75,7 @@ LAYOUTS: dict[str, str] = {
     "adjacency": "adjacency",
     "neighbors": "neighbors",
     "elements": "adjacency",
+    "electrons": "adjacency",
 }
 """Pixel layout of each encoding: ``"adjacency"`` (pixel ``(r, s)`` relates atoms ``r`` and
 ``s``) or ``"neighbors"`` (row ``r`` lists atom ``r`` and its nearest neighbours)."""
@@ -127,6 +139,16 @@ def node_neighbor_image(
     4. Group ``/ 18`` of the atom; bonded pixels: the neighbour's (column atom's) group.
     5. Period ``/ 7`` of the atom; bonded pixels: the neighbour's period.
 
+    ``encoding="electrons"``: the six ``"elements"`` channels, then one flag from electron
+    counting, the same for every atom of the structure:
+
+    6. On the diagonal, 1 if a formula unit (the graph's composition divided by the greatest
+       common divisor of its element counts) holds an odd number of valence electrons
+       (:func:`~andersonn_lab.structures.elements.valence_electrons`), else 0; 0 elsewhere.
+       An odd count leaves a band partly filled, so such a solid is a metal in band theory
+       (2H-NbSe2: 5 + 2 x 6 = 17, metallic; 2H-MoS2: 18, a semiconductor). All atoms of the
+       graph count, also those cropped from the image.
+
     ``encoding="neighbors"`` (pixel ``[c, r, s]``: atom ``order[r]`` for ``s == 0``, else its
     ``s``-th nearest bond instance; instances sorted by distance, then by decreasing bond
     order, then by the neighbour's canonical rank; at most ``k`` columns of neighbours):
@@ -140,8 +162,8 @@ def node_neighbor_image(
     graph:
         An atom-bond network from this package.
     encoding:
-        ``"adjacency"``, ``"neighbors"`` or ``"elements"`` (:data:`CHANNELS` names each
-        one's channels).
+        ``"adjacency"``, ``"neighbors"``, ``"elements"`` or ``"electrons"`` (:data:`CHANNELS`
+        names each one's channels).
     size:
         Image height and width (atoms per image).
     k:
@@ -156,7 +178,7 @@ def node_neighbor_image(
     -------
     torch.Tensor
         ``float32`` tensor of shape ``(len(CHANNELS[encoding]), size, size)``: 3 channels,
-        or 6 for ``"elements"``.
+        6 for ``"elements"``, 7 for ``"electrons"``.
 
     Raises
     ------
@@ -182,8 +204,10 @@ def node_neighbor_image(
     img = np.zeros((len(CHANNELS[encoding]), size, size), dtype=np.float32)
     if LAYOUTS[encoding] == "adjacency":
         _fill_adjacency(img, rows, z, inst)
-        if encoding == "elements":
-            _fill_elements(img[3:], img[1], z[rows])
+        if encoding in ("elements", "electrons"):
+            _fill_elements(img[3:6], img[1], z[rows])
+        if encoding == "electrons":
+            img[6, range(len(rows)), range(len(rows))] = _odd_electrons(z)
     else:
         ranks = [node_ranks[node] for node in nodes]
         kk = size - 1 if k is None else k
@@ -221,7 +245,7 @@ def pixel_atoms(
     Returns
     -------
     tuple or None
-        ``(atom, other)`` graph nodes: for ``"adjacency"`` and ``"elements"`` the atom pair
+        ``(atom, other)`` graph nodes: for the adjacency layout (:data:`LAYOUTS`) the atom pair
         of row and column (equal on the diagonal); for ``"neighbors"`` the row's atom and its
         ``col``-th nearest neighbour (``col == 0``: the atom itself; a periodic self-image gives
         the atom again).
@@ -330,6 +354,14 @@ def _fill_elements(img: np.ndarray, bond_channel: np.ndarray, z_rows: np.ndarray
     img[0, diag, diag] = np.nan_to_num(chi)
     img[1, diag, diag] = grp
     img[2, diag, diag] = per
+
+
+def _odd_electrons(z: np.ndarray) -> float:
+    """1.0 if a formula unit of the atoms with atomic numbers ``z`` has an odd electron count."""
+    counts = Counter(int(x) for x in z)
+    unit = reduce(math.gcd, counts.values())
+    electrons = sum(valence_electrons(x) * n // unit for x, n in counts.items())
+    return float(electrons % 2)
 
 
 def _sorted_neighbours(inst: list[BondInstance], ranks: list[int]) -> list[BondInstance]:

@@ -106,9 +106,9 @@ def atom_scores(
     Row ``r`` of a node-neighbour image describes atom ``order[r]`` (``order`` from
     :func:`~andersonn_lab.structures.image_atom_order`, cropped to ``H`` rows).
 
-    * ``"adjacency"`` and ``"elements"``: pixel ``(r, s)`` relates atoms ``r`` and ``s``; an
-      atom's score is the sum of ``|attribution|`` over its row and its column, the diagonal
-      pixel once.
+    * ``"adjacency"``, ``"elements"``, ``"electrons"``: pixel ``(r, s)`` relates atoms ``r``
+      and ``s``; an atom's score is the sum of ``|attribution|`` over its row and its column,
+      the diagonal pixel once.
     * ``"neighbors"``: row ``r`` holds atom ``r`` and its neighbours; the score is the sum
       of ``|attribution|`` over the row.
 
@@ -119,7 +119,7 @@ def atom_scores(
     graph:
         The atom-bond network the image was made from (ignored when ``order`` is given).
     encoding:
-        ``"adjacency"``, ``"elements"`` or ``"neighbors"``.
+        ``"adjacency"``, ``"elements"``, ``"electrons"`` or ``"neighbors"``.
     order:
         Atoms in row order, to skip recomputing the canonical order.
 

@@ -196,7 +196,8 @@ class ImageController:
     def select_atom(self, node: Any | None) -> list[Rect]:
         """Select an atom; return the pixel blocks to highlight.
 
-        Adjacency layout (``"adjacency"``, ``"elements"``): the atom's row and column.
+        Adjacency layout (``"adjacency"``, ``"elements"``, ``"electrons"``): the atom's row
+        and column.
         ``"neighbors"``: the atom's row and every
         pixel where it appears as a neighbour. Empty for None or a cropped atom.
         """

@@ -1,7 +1,7 @@
 """Node-neighbour image of a structure, channel by channel, as plotly heatmaps.
 
 All logic lives in :class:`~andersonn_lab.widgets.image_data.ImageController`; this module
-draws one heatmap per channel (three per row; the ``"elements"`` encoding has six), an
+draws one heatmap per channel (three per row; ``"elements"`` has six, ``"electrons"`` seven), an
 encoding and a size selector, and a status
 line (which reports cropping). Hovering a pixel names the atoms it encodes; clicking a pixel
 selects it. Selections are drawn as rectangles (layout shapes).
