@@ -210,13 +210,13 @@ def test_select_atom_and_click_and_highlight():
 
 
 # --------------------------------------------------------------------------- image viewer
-@pytest.mark.parametrize("encoding", ["adjacency", "neighbors", "elements"])
+@pytest.mark.parametrize("encoding", ["adjacency", "neighbors", "elements", "electrons"])
 def test_image_viewer_heatmaps_equal_image_and_name_atoms(encoding):
     graph = from_smiles(ASPIRIN)
     k = 3 if encoding == "neighbors" else None
     viewer = ImageViewer(graph, encoding=encoding, size=16, k=k)
     image = node_neighbor_image(graph, encoding=encoding, size=16, k=k).numpy()
-    assert len(viewer.fig.data) == len(image) == (6 if encoding == "elements" else 3)
+    assert len(viewer.fig.data) == len(image) == {"elements": 6, "electrons": 7}.get(encoding, 3)
     for c, trace in enumerate(viewer.fig.data):
         assert trace.xaxis == "x" + ("" if c == 0 else str(c + 1))
         assert np.array_equal(np.asarray(trace.z, dtype=np.float32), image[c])
@@ -254,6 +254,10 @@ def test_image_viewer_selectors_overflow_and_smiles_input():
     assert viewer.fig.layout.yaxis4.domain[1] < viewer.fig.layout.yaxis.domain[0]
     viewer.select_pixel(0, 1)
     assert {s.xref for s in viewer.fig.layout.shapes} == {"x", *(f"x{c}" for c in range(2, 7))}
+    viewer.encoding.value = "electrons"  # seven panels in three rows
+    assert len(viewer.fig.data) == 7 and viewer.fig.layout.height == 3 * 360
+    assert viewer.fig.layout.annotations[6].text == "odd_electrons"
+    assert viewer.fig.layout.yaxis7.domain[1] < viewer.fig.layout.yaxis4.domain[0]
     viewer.encoding.value = "adjacency"  # back to one row; the extra panels are hidden
     assert len(viewer.fig.data) == 3 and viewer.fig.layout.height == 360
     assert viewer.fig.layout.xaxis4.visible is False and viewer.fig.layout.xaxis.visible
