@@ -48,26 +48,13 @@ MAX_ELECTRONEGATIVITY = 4.0
 MAX_GROUP = 18.0
 MAX_PERIOD = 7.0
 
+_ELEMENTS = ("atomic_number", "bond_order", "distance", "electronegativity", "group", "period")
+
 CHANNELS: dict[str, tuple[str, ...]] = {
     "adjacency": ("atomic_number", "bond_order", "distance"),
     "neighbors": ("atomic_number", "distance", "bond_order"),
-    "elements": (
-        "atomic_number",
-        "bond_order",
-        "distance",
-        "electronegativity",
-        "group",
-        "period",
-    ),
-    "electrons": (
-        "atomic_number",
-        "bond_order",
-        "distance",
-        "electronegativity",
-        "group",
-        "period",
-        "odd_electrons",
-    ),
+    "elements": _ELEMENTS,
+    "electrons": (*_ELEMENTS, "odd_electrons"),
 }
 """Channel names of each encoding, in channel order."""
 
@@ -207,7 +194,8 @@ def node_neighbor_image(
         if encoding in ("elements", "electrons"):
             _fill_elements(img[3:6], img[1], z[rows])
         if encoding == "electrons":
-            img[6, range(len(rows)), range(len(rows))] = _odd_electrons(z)
+            diag = np.arange(len(rows))
+            img[6, diag, diag] = _odd_electrons(z)
     else:
         ranks = [node_ranks[node] for node in nodes]
         kk = size - 1 if k is None else k
