@@ -193,8 +193,23 @@ def test_electrons_flag_uses_the_formula_unit_of_the_whole_graph():
     with pytest.warns(ImageOverflowWarning):  # cropped atoms still count
         cropped = node_neighbor_image(g, encoding="electrons", size=2)
     assert cropped[6].tolist() == [[1.0, 0.0], [0.0, 1.0]]
-    ethanol = _image(from_smiles("CCO"), "electrons", 4)  # heavy atoms C2 O: 8 + 6 = 14
-    assert np.all(ethanol[6] == 0)
+
+
+@pytest.mark.parametrize(
+    ("smiles", "odd"),
+    [
+        ("CCO", 0.0),  # C2H6O: 8 + 6 + 6 = 20, implicit hydrogens included
+        ("[CH3]", 1.0),  # methyl radical: 4 + 3
+        ("[NH4+]", 0.0),  # 5 + 4 - 1
+        ("[O-][N+](=O)[O-]", 0.0),  # nitrate: 5 + 18 - (-1) = 24
+        ("[N]=O", 1.0),  # nitric oxide: 5 + 6
+        ("CC(=O)[O-].[Na+].CC(=O)[O-].[Na+]", 0.0),  # two formula units of sodium acetate
+    ],
+)
+def test_electrons_flag_of_molecules_counts_hydrogens_and_charges(smiles, odd):
+    img = _image(from_smiles(smiles), "electrons", 16)
+    n = from_smiles(smiles).number_of_nodes()
+    assert np.diag(img[6])[:n].tolist() == [odd] * n
 
 
 @pytest.mark.parametrize(

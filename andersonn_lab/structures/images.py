@@ -131,10 +131,11 @@ def node_neighbor_image(
 
     6. On the diagonal, 1 if a formula unit (the graph's composition divided by the greatest
        common divisor of its element counts) holds an odd number of valence electrons
-       (:func:`~andersonn_lab.structures.elements.valence_electrons`), else 0; 0 elsewhere.
-       An odd count leaves a band partly filled, so such a solid is a metal in band theory
-       (2H-NbSe2: 5 + 2 x 6 = 17, metallic; 2H-MoS2: 18, a semiconductor). All atoms of the
-       graph count, also those cropped from the image.
+       (:func:`~andersonn_lab.structures.elements.valence_electrons`; implicit hydrogens
+       count, formal charges are subtracted), else 0; 0 elsewhere. An odd count leaves a
+       band partly filled, so such a solid is a metal in band theory (2H-NbSe2:
+       5 + 2 x 6 = 17, metallic; 2H-MoS2: 18, a semiconductor); a molecule with an odd count
+       is a radical. All atoms of the graph count, also those cropped from the image.
 
     ``encoding="neighbors"`` (pixel ``[c, r, s]``: atom ``order[r]`` for ``s == 0``, else its
     ``s``-th nearest bond instance; instances sorted by distance, then by decreasing bond
@@ -195,7 +196,7 @@ def node_neighbor_image(
             _fill_elements(img[3:6], img[1], z[rows])
         if encoding == "electrons":
             diag = np.arange(len(rows))
-            img[6, diag, diag] = _odd_electrons(z)
+            img[6, diag, diag] = _odd_electrons(graph)
     else:
         ranks = [node_ranks[node] for node in nodes]
         kk = size - 1 if k is None else k
@@ -344,12 +345,23 @@ def _fill_elements(img: np.ndarray, bond_channel: np.ndarray, z_rows: np.ndarray
     img[2, diag, diag] = per
 
 
-def _odd_electrons(z: np.ndarray) -> float:
-    """1.0 if a formula unit of the atoms with atomic numbers ``z`` has an odd electron count."""
-    counts = Counter(int(x) for x in z)
-    unit = reduce(math.gcd, counts.values())
-    electrons = sum(valence_electrons(x) * n // unit for x, n in counts.items())
-    return float(electrons % 2)
+def _odd_electrons(graph: nx.Graph) -> float:
+    """1.0 if a formula unit of the graph has an odd number of valence electrons, else 0.0.
+
+    Implicit hydrogens (``num_hs``) count as atoms with one electron each, and a formal charge
+    ``q`` removes ``q`` electrons. The formula unit divides the element counts (and the net
+    charge) by their greatest common divisor.
+    """
+    counts: Counter[int] = Counter()
+    electrons = charge = 0
+    for _, data in graph.nodes(data=True):
+        z, hydrogens = _atomic_number(data), int(data.get("num_hs", 0))
+        counts[z] += 1
+        counts[1] += hydrogens
+        charge += int(data.get("formal_charge", 0))
+        electrons += valence_electrons(z) + hydrogens
+    unit = reduce(math.gcd, [n for n in counts.values() if n], abs(charge))
+    return float((electrons - charge) // unit % 2)
 
 
 def _sorted_neighbours(inst: list[BondInstance], ranks: list[int]) -> list[BondInstance]:
