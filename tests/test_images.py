@@ -190,9 +190,10 @@ def test_electrons_flag_uses_the_formula_unit_of_the_whole_graph():
     )
     g = from_atoms(nbse2)
     assert np.all(np.diag(_image(g, "electrons", 8)[6])[:6] == 1.0)
-    with pytest.warns(ImageOverflowWarning):  # cropped atoms still count
-        cropped = node_neighbor_image(g, encoding="electrons", size=2)
-    assert cropped[6].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    fluorite = from_atoms(bulk("CaF2", "fluorite", a=5.46), cutoff_scale=1.1)  # 2 + 2 x 7
+    with pytest.warns(ImageOverflowWarning):  # the rows show Ca and one F (9), the cell 16
+        cropped = node_neighbor_image(fluorite, encoding="electrons", size=2)
+    assert np.all(cropped[6].numpy() == 0)
 
 
 @pytest.mark.parametrize(
@@ -203,7 +204,9 @@ def test_electrons_flag_uses_the_formula_unit_of_the_whole_graph():
         ("[NH4+]", 0.0),  # 5 + 4 - 1
         ("[O-][N+](=O)[O-]", 0.0),  # nitrate: 5 + 18 - (-1) = 24
         ("[N]=O", 1.0),  # nitric oxide: 5 + 6
-        ("CC(=O)[O-].[Na+].CC(=O)[O-].[Na+]", 0.0),  # two formula units of sodium acetate
+        ("c1ccccc1", 0.0),  # benzene, C6H6: 30 (the unit CH of a crystal would give 5)
+        ("N#N", 0.0),  # 10
+        ("CC(=O)[O-].[Na+].CC(=O)[O-].[Na+]", 0.0),  # sodium acetate, twice
     ],
 )
 def test_electrons_flag_of_molecules_counts_hydrogens_and_charges(smiles, odd):

@@ -86,8 +86,8 @@ ridge of 1e-3 to 1e-2 reduces but does not remove. With the GroupNorm ResNet cel
 regularisation, trained cells lost contractivity (solves to 1e-5 stopped at a 1,000-step cap
 for a third of the structures); a Jacobian penalty kept them converging only at a cost in
 accuracy. Images of 64 rows gave MOF validation accuracy no better than 32 rows at four
-times the cost. The crystals recipe images with the ``"elements"`` encoding (adjacency plus
-electronegativity, group and period channels): test accuracy went from 0.67-0.71 to
+times the cost. The crystals recipe first moved to the ``"elements"`` encoding (adjacency
+plus electronegativity, group and period channels): test accuracy went from 0.67-0.71 to
 0.83-0.88 over seeds 0-2 (on the 162-structure table). On drugs it changed nothing (0.63
 at seed 0), so drugs and MOFs keep the plain ``"adjacency"`` encoding. A recipe without an
 ``"encoding"`` entry uses ``"adjacency"``.

@@ -129,11 +129,12 @@ def node_neighbor_image(
     ``encoding="electrons"``: the six ``"elements"`` channels, then one flag from electron
     counting, the same for every atom of the structure:
 
-    6. On the diagonal, 1 if a formula unit (the graph's composition divided by the greatest
-       common divisor of its element counts) holds an odd number of valence electrons
+    6. On the diagonal, 1 if a formula unit holds an odd number of valence electrons
        (:func:`~andersonn_lab.structures.elements.valence_electrons`; implicit hydrogens
-       count, formal charges are subtracted), else 0; 0 elsewhere. An odd count leaves a
-       band partly filled, so such a solid is a metal in band theory (2H-NbSe2:
+       count, formal charges are subtracted), else 0; 0 elsewhere. The formula unit of a
+       periodic structure is its composition divided by the greatest common divisor of its
+       element counts; a molecule (a graph without a cell) counts whole. An odd count leaves
+       a band partly filled, so such a solid is a metal in band theory (2H-NbSe2:
        5 + 2 x 6 = 17, metallic; 2H-MoS2: 18, a semiconductor); a molecule with an odd count
        is a radical. All atoms of the graph count, also those cropped from the image.
 
@@ -349,18 +350,20 @@ def _odd_electrons(graph: nx.Graph) -> float:
     """1.0 if a formula unit of the graph has an odd number of valence electrons, else 0.0.
 
     Implicit hydrogens (``num_hs``) count as atoms with one electron each, and a formal charge
-    ``q`` removes ``q`` electrons. The formula unit divides the element counts (and the net
-    charge) by their greatest common divisor.
+    ``q`` removes ``q`` electrons. A periodic structure's formula unit divides the element
+    counts (and the net charge) by their greatest common divisor; a molecule counts whole.
     """
     counts: Counter[int] = Counter()
     electrons = charge = 0
     for _, data in graph.nodes(data=True):
-        z, hydrogens = _atomic_number(data), int(data.get("num_hs", 0))
+        z, hydrogens = _atomic_number(data), int(data.get("num_hs") or 0)
         counts[z] += 1
         counts[1] += hydrogens
-        charge += int(data.get("formal_charge", 0))
+        charge += int(data.get("formal_charge") or 0)
         electrons += valence_electrons(z) + hydrogens
-    unit = reduce(math.gcd, [n for n in counts.values() if n], abs(charge))
+    unit = 1
+    if graph.graph.get("periodic"):
+        unit = reduce(math.gcd, [n for n in counts.values() if n], abs(charge))
     return float((electrons - charge) // unit % 2)
 
 
