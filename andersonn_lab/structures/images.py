@@ -36,7 +36,7 @@ __all__ = [
     "pixel_atoms",
 ]
 
-Encoding = Literal["adjacency", "neighbors", "elements", "electrons"]
+Encoding = Literal["adjacency", "neighbors", "elements", "electrons", "charges"]
 Overflow = Literal["crop", "error"]
 
 DISTANCE_SCALE = 1.5
@@ -47,6 +47,8 @@ MAX_BOND_ORDER = 3.0
 MAX_ELECTRONEGATIVITY = 4.0
 MAX_GROUP = 18.0
 MAX_PERIOD = 7.0
+DIPOLE_SHARE_SCALE = 2.0
+"""Debye per unit of the ``dipole_share`` channel."""
 
 _ELEMENTS = ("atomic_number", "bond_order", "distance", "electronegativity", "group", "period")
 
@@ -55,6 +57,7 @@ CHANNELS: dict[str, tuple[str, ...]] = {
     "neighbors": ("atomic_number", "distance", "bond_order"),
     "elements": _ELEMENTS,
     "electrons": (*_ELEMENTS, "odd_electrons"),
+    "charges": ("atomic_number", "bond_order", "distance", "partial_charge", "dipole_share"),
 }
 """Channel names of each encoding, in channel order."""
 
@@ -63,6 +66,7 @@ LAYOUTS: dict[str, str] = {
     "neighbors": "neighbors",
     "elements": "adjacency",
     "electrons": "adjacency",
+    "charges": "adjacency",
 }
 """Pixel layout of each encoding: ``"adjacency"`` (pixel ``(r, s)`` relates atoms ``r`` and
 ``s``) or ``"neighbors"`` (row ``r`` lists atom ``r`` and its nearest neighbours)."""
@@ -138,6 +142,15 @@ def node_neighbor_image(
        5 + 2 x 6 = 17, metallic; 2H-MoS2: 18, a semiconductor); a molecule with an odd count
        is a radical. All atoms of the graph count, also those cropped from the image.
 
+    ``encoding="charges"`` (molecules with a 3-D conformer and force-field charges, see
+    :func:`~andersonn_lab.structures.charges.annotate_charges`): the three ``"adjacency"``
+    channels, whose distance channel then holds real bond lengths, and two diagonal channels:
+
+    3. The atom's partial charge in e (with those of its implicit hydrogens); 0 elsewhere.
+    4. The atom's share of the molecule's point-charge dipole, ``/ 2 D``: the projection of
+       ``q (r - centroid)`` on the dipole's direction (hydrogens included), so the shares of
+       all atoms add up to the dipole's magnitude; 0 elsewhere.
+
     ``encoding="neighbors"`` (pixel ``[c, r, s]``: atom ``order[r]`` for ``s == 0``, else its
     ``s``-th nearest bond instance; instances sorted by distance, then by decreasing bond
     order, then by the neighbour's canonical rank; at most ``k`` columns of neighbours):
@@ -167,12 +180,13 @@ def node_neighbor_image(
     -------
     torch.Tensor
         ``float32`` tensor of shape ``(len(CHANNELS[encoding]), size, size)``: 3 channels,
-        6 for ``"elements"``, 7 for ``"electrons"``.
+        6 for ``"elements"``, 7 for ``"electrons"``, 5 for ``"charges"``.
 
     Raises
     ------
     StructureError
-        Empty graph, or overflow with ``on_overflow="error"``.
+        Empty graph, overflow with ``on_overflow="error"``, or ``"charges"`` on a graph
+        without charges.
     ValueError
         Bad ``encoding``, ``size``, ``k`` or ``on_overflow``.
 
@@ -198,6 +212,8 @@ def node_neighbor_image(
         if encoding == "electrons":
             diag = np.arange(len(rows))
             img[6, diag, diag] = _odd_electrons(graph)
+        if encoding == "charges":
+            _fill_charges(img[3:5], graph, order)
     else:
         ranks = [node_ranks[node] for node in nodes]
         kk = size - 1 if k is None else k
@@ -344,6 +360,22 @@ def _fill_elements(img: np.ndarray, bond_channel: np.ndarray, z_rows: np.ndarray
     img[0, diag, diag] = np.nan_to_num(chi)
     img[1, diag, diag] = grp
     img[2, diag, diag] = per
+
+
+def _fill_charges(img: np.ndarray, graph: nx.Graph, order: list[Any]) -> None:
+    """Partial-charge and dipole-share diagonals (``img`` is ``(2, size, size)``)."""
+    try:
+        charge = np.array([float(graph.nodes[v]["partial_charge"]) for v in order])
+        share = np.array([float(graph.nodes[v]["dipole_share"]) for v in order])
+    except KeyError:
+        raise StructureError(
+            f"{describe(graph)}: the 'charges' encoding needs partial charges on the atoms; "
+            "build the graph from a 3-D molecule and call "
+            "andersonn_lab.structures.annotate_charges(graph, mol)"
+        ) from None
+    diag = np.arange(len(order))
+    img[0, diag, diag] = charge
+    img[1, diag, diag] = share / DIPOLE_SHARE_SCALE
 
 
 def _odd_electrons(graph: nx.Graph) -> float:
