@@ -65,6 +65,9 @@ def test_charges_image_pixels_by_hand() -> None:
     d = np.linalg.norm(pos[0] - pos[1])
     assert img[2, r_c, r_o] == pytest.approx(math.exp(-d / 1.5), abs=1e-6)
     assert img[3, r_c, r_o] == 0 and img[4, r_c, r_o] == 0
+    # The whole-molecule dipole, / 5 D, on every atom's diagonal pixel and nowhere else.
+    assert img[5, r_c, r_c] == img[5, r_o, r_o] == pytest.approx(np.linalg.norm(mu) / 5, abs=1e-5)
+    assert float(img[5].sum()) == pytest.approx(2 * np.linalg.norm(mu) / 5, abs=1e-5)
 
 
 def test_charges_encoding_without_charges_names_the_fix() -> None:

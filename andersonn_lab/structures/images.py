@@ -49,6 +49,8 @@ MAX_GROUP = 18.0
 MAX_PERIOD = 7.0
 DIPOLE_SHARE_SCALE = 2.0
 """Debye per unit of the ``dipole_share`` channel."""
+GLOBAL_DIPOLE_SCALE = 5.0
+"""Debye per unit of the ``global_dipole`` channel."""
 
 _ELEMENTS = ("atomic_number", "bond_order", "distance", "electronegativity", "group", "period")
 
@@ -57,7 +59,14 @@ CHANNELS: dict[str, tuple[str, ...]] = {
     "neighbors": ("atomic_number", "distance", "bond_order"),
     "elements": _ELEMENTS,
     "electrons": (*_ELEMENTS, "odd_electrons"),
-    "charges": ("atomic_number", "bond_order", "distance", "partial_charge", "dipole_share"),
+    "charges": (
+        "atomic_number",
+        "bond_order",
+        "distance",
+        "partial_charge",
+        "dipole_share",
+        "global_dipole",
+    ),
 }
 """Channel names of each encoding, in channel order."""
 
@@ -144,12 +153,15 @@ def node_neighbor_image(
 
     ``encoding="charges"`` (molecules with a 3-D conformer and force-field charges, see
     :func:`~andersonn_lab.structures.charges.annotate_charges`): the three ``"adjacency"``
-    channels, whose distance channel then holds real bond lengths, and two diagonal channels:
+    channels, whose distance channel then holds real bond lengths, and three diagonal
+    channels:
 
     3. The atom's partial charge in e (with those of its implicit hydrogens); 0 elsewhere.
     4. The atom's share of the molecule's point-charge dipole, ``/ 2 D``: the projection of
        ``q (r - centroid)`` on the dipole's direction (hydrogens included), so the shares of
        all atoms add up to the dipole's magnitude; 0 elsewhere.
+    5. ``global_dipole``: the magnitude of that dipole ``/ 5 D``, a whole-structure scalar,
+       the same on the diagonal of every atom row.
 
     ``encoding="neighbors"`` (pixel ``[c, r, s]``: atom ``order[r]`` for ``s == 0``, else its
     ``s``-th nearest bond instance; instances sorted by distance, then by decreasing bond
@@ -180,7 +192,7 @@ def node_neighbor_image(
     -------
     torch.Tensor
         ``float32`` tensor of shape ``(len(CHANNELS[encoding]), size, size)``: 3 channels,
-        6 for ``"elements"``, 7 for ``"electrons"``, 5 for ``"charges"``.
+        6 for ``"elements"``, 7 for ``"electrons"``, 6 for ``"charges"``.
 
     Raises
     ------
@@ -213,7 +225,7 @@ def node_neighbor_image(
             diag = np.arange(len(rows))
             img[6, diag, diag] = _odd_electrons(graph)
         if encoding == "charges":
-            _fill_charges(img[3:5], graph, order)
+            _fill_charges(img[3:6], graph, order)
     else:
         ranks = [node_ranks[node] for node in nodes]
         kk = size - 1 if k is None else k
@@ -363,7 +375,7 @@ def _fill_elements(img: np.ndarray, bond_channel: np.ndarray, z_rows: np.ndarray
 
 
 def _fill_charges(img: np.ndarray, graph: nx.Graph, order: list[Any]) -> None:
-    """Partial-charge and dipole-share diagonals (``img`` is ``(2, size, size)``)."""
+    """Partial-charge, dipole-share and dipole diagonals (``img`` is ``(3, size, size)``)."""
     try:
         charge = np.array([float(graph.nodes[v]["partial_charge"]) for v in order])
         share = np.array([float(graph.nodes[v]["dipole_share"]) for v in order])
@@ -376,6 +388,7 @@ def _fill_charges(img: np.ndarray, graph: nx.Graph, order: list[Any]) -> None:
     diag = np.arange(len(order))
     img[0, diag, diag] = charge
     img[1, diag, diag] = share / DIPOLE_SHARE_SCALE
+    img[2, diag, diag] = float(graph.graph.get("dipole_debye", share.sum())) / GLOBAL_DIPOLE_SCALE
 
 
 def _odd_electrons(graph: nx.Graph) -> float:
