@@ -68,7 +68,9 @@ def textbook_anderson(
             rhs = torch.zeros(n + 1, dtype=F64)
             rhs[n] = 1.0
             alpha = torch.linalg.solve(kkt, rhs)[:n]
-            z_next = sum(a * ((1 - beta) * zs[i] + beta * fs[i]) for a, i in zip(alpha, window))
+            z_next = sum(
+                a * ((1 - beta) * zs[i] + beta * fs[i]) for a, i in zip(alpha, window, strict=True)
+            )
             from_mix = True
         zs.append(z_next)
         fs.append(f(z_next))
