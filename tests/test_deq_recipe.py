@@ -120,6 +120,7 @@ def test_resuming_with_another_jacobian_penalty_is_refused(tmp_path):
 
 def test_default_recipes_full_and_smoke(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("ANDERSONN_LAB_SMOKE", raising=False)
     assert not smoke_mode()
     for task in RECIPES:
         full = default_recipe(task)
@@ -132,6 +133,29 @@ def test_default_recipes_full_and_smoke(monkeypatch):
     assert smoke_mode() and default_recipe("drugs").smoke
     with pytest.raises(ValueError, match="unknown task"):
         default_recipe("proteins")
+
+
+@pytest.mark.parametrize(
+    ("smoke", "ci", "expected"),
+    [
+        ("1", None, True),
+        ("yes", None, True),
+        ("0", None, False),
+        ("false", None, False),
+        ("", None, False),
+        (None, "true", True),
+        ("0", "1", True),  # CI keeps working
+        (None, None, False),
+    ],
+)
+def test_smoke_mode_reads_its_own_variable_and_ci(monkeypatch, smoke, ci, expected):
+    for name, value in (("ANDERSONN_LAB_SMOKE", smoke), ("CI", ci)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert smoke_mode() is expected
+    assert default_recipe("crystals").smoke is expected
 
 
 def test_with_solver_switches_both_solvers_and_keeps_tolerances():
