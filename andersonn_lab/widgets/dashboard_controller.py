@@ -316,7 +316,7 @@ class DashboardController:
         """
         if not self._runs:
             self._set_status(
-                "error", self.status.text if self.status.level == "error" else "no runs"
+                "error", self._plain_status[1] if self.status.level == "error" else "no runs"
             )
             self._emit("status")
             return self.records
