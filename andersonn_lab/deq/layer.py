@@ -13,7 +13,13 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.hooks import RemovableHandle
 
-from andersonn_lab.solvers import SolverResult, make_solver
+from andersonn_lab.solvers import (
+    SOLVERS,
+    FixedPointSolver,
+    SolverResult,
+    make_solver,
+    solver_options,
+)
 
 from .gradients import (
     GRADIENTS,
@@ -31,22 +37,16 @@ __all__ = [
     "DEQStats",
     "SolveStats",
     "check_solver_settings",
+    "solver_from_settings",
 ]
 
-SOLVER_KEYS = (
-    "method",
-    "m",
-    "beta",
-    "lam",
-    "tol",
-    "max_iter",
-    "stop_mode",
-    "safeguard",
-    "max_weight",
-    "divergence_factor",
-    "check_every",
-)
-"""Settings a forward or backward solver accepts (see :func:`andersonn_lab.solvers.solve`)."""
+SOLVER_KEYS = ("method", *solver_options())
+"""Settings a forward or backward solver accepts: ``method`` and the solvers' options (the
+fields of :class:`~andersonn_lab.solvers.Anderson` and
+:class:`~andersonn_lab.solvers.ForwardIteration`)."""
+
+SolverSpec = FixedPointSolver | Mapping[str, Any]
+"""A solver as an object (``Anderson(m=2)``) or as a dict of settings (``{"m": 2}``)."""
 
 DEFAULT_FORWARD_SOLVER: dict[str, Any] = {"method": "anderson", "tol": 1e-4, "max_iter": 30}
 """Forward-solver settings that apply unless given (Anderson's window defaults to 5)."""
@@ -73,8 +73,8 @@ def check_solver_settings(
     >>> check_solver_settings("forward_solver", {"window": 3}, {})
     Traceback (most recent call last):
     ...
-    ValueError: forward_solver: unknown setting 'window'; allowed: method, m, beta, lam, \
-tol, max_iter, stop_mode, safeguard, max_weight, divergence_factor, check_every
+    ValueError: forward_solver: unknown setting 'window'; allowed: method, beta, tol, \
+max_iter, stop_mode, divergence_factor, check_every, m, lam, safeguard, max_weight
     """
     if settings is None:
         settings = {}
@@ -88,16 +88,40 @@ tol, max_iter, stop_mode, safeguard, max_weight, divergence_factor, check_every
             f"allowed: {', '.join(SOLVER_KEYS)}"
         )
     merged = {**defaults, **settings}
-    if merged.get("method") == "forward" and "method" in settings:
-        # Defaults meant for Anderson do not follow the caller to forward iteration.
-        for key in ("m", "lam", "safeguard", "max_weight"):
-            if key not in settings:
-                merged.pop(key, None)
+    if "method" in settings and settings["method"] in SOLVERS:
+        # Defaults meant for another method do not follow the caller to this one.
+        used = solver_options(settings["method"])
+        for key in defaults:
+            if key not in settings and key != "method" and key not in used:
+                merged.pop(key)
+    solver_from_settings(name, merged)
+    return merged
+
+
+def solver_from_settings(name: str, settings: Mapping[str, Any]) -> FixedPointSolver:
+    """Build the solver that checked ``settings`` describe; errors name ``name``.
+
+    Examples
+    --------
+    >>> solver_from_settings("backward_solver", {"method": "anderson", "m": 2})
+    Anderson(beta=1.0, tol=0.0001, max_iter=50, stop_mode='rel', divergence_factor=1000000.0, \
+check_every=None, m=2, lam=0.0001, safeguard=10.0, max_weight=10000.0)
+    """
     try:
-        make_solver(**merged)
+        return make_solver(**settings)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name}: {err}") from None
-    return merged
+
+
+def _solver_and_settings(
+    name: str, spec: SolverSpec, defaults: Mapping[str, Any]
+) -> tuple[FixedPointSolver, dict[str, Any]]:
+    """A solver object and its settings dict, from an object or from settings."""
+    if isinstance(spec, FixedPointSolver):
+        options = {option: getattr(spec, option) for option in spec.options()}
+        return spec, {"method": spec.method, **options}
+    settings = check_solver_settings(name, spec, defaults)
+    return solver_from_settings(name, settings), settings
 
 
 @dataclass(frozen=True)
@@ -234,8 +258,11 @@ class DEQLayer(nn.Module):
     ----------
     cell:
         Module computing ``f(z, x)``; must return a tensor shaped like ``z``.
+    solver:
+        The forward solver as an object, e.g. ``Anderson(m=2, tol=1e-6)`` (taken as it is);
+        or give ``forward_solver`` instead.
     forward_solver, backward_solver:
-        Solver settings (keys of :data:`SOLVER_KEYS`), merged over
+        Solver objects, or solver settings (keys of :data:`SOLVER_KEYS`) merged over
         :data:`DEFAULT_FORWARD_SOLVER` / :data:`DEFAULT_BACKWARD_SOLVER`.
     gradient:
         ``"implicit"``, ``"phantom"`` or ``"one_step"``.
@@ -263,14 +290,19 @@ class DEQLayer(nn.Module):
     >>> z.sum().backward()
     >>> layer.last_stats.forward.all_converged, layer.last_stats.backward.nfe > 0
     (True, True)
+    >>> from andersonn_lab.solvers import Anderson, ForwardIteration
+    >>> layer = DEQLayer(TanhCell(4), solver=Anderson(m=2), backward_solver=ForwardIteration())
+    >>> layer.solver.m, layer.forward_solver["method"], layer.backward_solver["method"]
+    (2, 'anderson', 'forward')
     """
 
     def __init__(
         self,
         cell: nn.Module,
         *,
-        forward_solver: Mapping[str, Any] | None = None,
-        backward_solver: Mapping[str, Any] | None = None,
+        solver: FixedPointSolver | None = None,
+        forward_solver: SolverSpec | None = None,
+        backward_solver: SolverSpec | None = None,
         gradient: str = "implicit",
         phantom_steps: int = 5,
         phantom_damping: float = 0.8,
@@ -284,7 +316,8 @@ class DEQLayer(nn.Module):
         self.last_jacobian: torch.Tensor | None = None
         self._stats_hooks: OrderedDict[int, StatsHook] = OrderedDict()
         self.configure(
-            forward_solver=forward_solver or {},
+            solver=solver,
+            forward_solver={} if forward_solver is None and solver is None else forward_solver,
             backward_solver=backward_solver or {},
             gradient=gradient,
             phantom_steps=phantom_steps,
@@ -294,15 +327,17 @@ class DEQLayer(nn.Module):
     def configure(
         self,
         *,
-        forward_solver: Mapping[str, Any] | None = None,
-        backward_solver: Mapping[str, Any] | None = None,
+        solver: FixedPointSolver | None = None,
+        forward_solver: SolverSpec | None = None,
+        backward_solver: SolverSpec | None = None,
         gradient: str | None = None,
         phantom_steps: int | None = None,
         phantom_damping: float | None = None,
     ) -> DEQLayer:
         """Change solvers or gradient mode; arguments left as None are kept.
 
-        New solver settings replace the old ones entirely (merged over the defaults).
+        New solver settings replace the old ones entirely (merged over the defaults); a
+        solver object (``solver`` or ``forward_solver``, ``backward_solver``) is used as is.
 
         Examples
         --------
@@ -311,12 +346,21 @@ class DEQLayer(nn.Module):
         >>> layer.forward_solver["method"]
         'forward'
         """
+        if solver is not None:
+            if forward_solver is not None:
+                raise TypeError("give the forward solver as solver or forward_solver, not both")
+            if not isinstance(solver, FixedPointSolver):
+                raise TypeError(
+                    f"solver must be a FixedPointSolver such as Anderson(m=2), got "
+                    f"{type(solver).__name__}; give settings as forward_solver"
+                )
+            forward_solver = solver
         if forward_solver is not None:
-            self._forward_solver = check_solver_settings(
+            self._forward, self._forward_solver = _solver_and_settings(
                 "forward_solver", forward_solver, DEFAULT_FORWARD_SOLVER
             )
         if backward_solver is not None:
-            self._backward_solver = check_solver_settings(
+            self._backward, self._backward_solver = _solver_and_settings(
                 "backward_solver", backward_solver, DEFAULT_BACKWARD_SOLVER
             )
         if gradient is not None:
@@ -334,6 +378,11 @@ class DEQLayer(nn.Module):
                 raise ValueError(f"phantom_damping must be in (0, 1], got {phantom_damping!r}")
             self.phantom_damping = float(phantom_damping)
         return self
+
+    @property
+    def solver(self) -> FixedPointSolver:
+        """The forward solver object."""
+        return self._forward
 
     @property
     def forward_solver(self) -> dict[str, Any]:
@@ -386,7 +435,7 @@ class DEQLayer(nn.Module):
 
         # Parametrised weights (weight norm) are computed once per solve, not once per step.
         with torch.no_grad(), parametrize.cached():
-            return make_solver(**self._forward_solver).run(f, z0.detach())
+            return self._forward.run(f, z0.detach())
 
     def forward(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
         """Solve for ``z*`` from ``z0`` (default zeros shaped like ``x``) and attach gradients."""
