@@ -37,7 +37,6 @@ batch cannot be cut evenly, it is padded with samples from the start of that epo
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shutil
@@ -53,7 +52,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
-from .train import TrainResult, _epoch_order, resolve_device, train
+from .train import TrainResult, epoch_order, resolve_device, train
 
 __all__ = [
     "DistributedEnv",
@@ -61,7 +60,6 @@ __all__ = [
     "RankShard",
     "distributed_env",
     "init_distributed",
-    "main",
     "train_distributed",
 ]
 
@@ -174,10 +172,10 @@ class RankShard(Dataset):
     """This rank's share of every global batch of a seeded epoch order.
 
     :func:`~andersonn_lab.deq.train.train` visits its dataset in the order
-    ``_epoch_order(len(dataset), seed, epoch)`` in batches of the per-rank size. A
+    ``epoch_order(len(dataset), seed, epoch)`` in batches of the per-rank size. A
     ``RankShard`` arranges its items so that this order yields, at step ``k``, slice
     ``rank`` of global batch ``k`` of the single-process order
-    ``_epoch_order(len(base), seed, epoch)``. Set :attr:`epoch` before each epoch (an
+    ``epoch_order(len(base), seed, epoch)``. Set :attr:`epoch` before each epoch (an
     epoch-end callback of :class:`_EpochFollower` does it).
 
     Parameters
@@ -242,8 +240,8 @@ class RankShard(Dataset):
     def epoch(self, epoch: int) -> None:
         if epoch == self._epoch:
             return
-        glob = _epoch_order(self.n_base, self.seed, epoch)
-        local = _epoch_order(self._length, self.seed, epoch)
+        glob = epoch_order(self.n_base, self.seed, epoch)
+        local = epoch_order(self._length, self.seed, epoch)
         full = (self.steps - 1) * self.local_batch
         tail = glob[(self.steps - 1) * self.batch_size :] + glob[: self.padding]
         mapping = [0] * self._length
@@ -418,23 +416,9 @@ def train_distributed(
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m andersonn_lab.deq.distributed`` (under ``torchrun``): train with DDP."""
-    from .cli import add_train_arguments, run_train
-
-    parser = argparse.ArgumentParser(
-        prog="torchrun --nproc_per_node=N -m andersonn_lab.deq.distributed",
-        description="Train a DEQ classifier with DistributedDataParallel (options of "
-        "andersonn-lab train; --batch-size is the global batch).",
-    )
-    add_train_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_train(args)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # ``torchrun -m andersonn_lab.deq.distributed``: the train command (its entry point
+    # lives with the other command-line handlers, which import this module).
+    from andersonn_lab.deq.cli import distributed_main
+
+    raise SystemExit(distributed_main())

@@ -438,8 +438,19 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
-    """Shuffled sample order of ``epoch``, a function of the seed and the epoch only."""
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """Shuffled sample order of ``epoch``, a function of the seed and the epoch only.
+
+    :func:`train` visits the training set in this order; the distributed trainer cuts it
+    into per-rank slices.
+
+    Examples
+    --------
+    >>> epoch_order(5, seed=0, epoch=1) == epoch_order(5, seed=0, epoch=1)
+    True
+    >>> sorted(epoch_order(5, seed=0, epoch=1))
+    [0, 1, 2, 3, 4]
+    """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=generator).tolist()
 
@@ -737,7 +748,7 @@ def _train_epoch(
     for layer in layers:
         layer.track_jacobian = jacobian_penalty > 0
     jacobian_sum, jacobian_count = 0.0, 0
-    order = _epoch_order(len(train_set), seed, epoch)
+    order = epoch_order(len(train_set), seed, epoch)
     loader = _loader(train_set, batch_size, order, num_workers)
     bar = tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress)
     lr = float(optimizer.param_groups[0]["lr"])
