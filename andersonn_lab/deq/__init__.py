@@ -20,7 +20,14 @@ True
 from .cells import ContractiveCell, ResNetCell, TanhCell
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .classifier import DEQClassifier
-from .gradients import GRADIENTS
+from .gradients import (
+    GRADIENTS,
+    Gradient,
+    ImplicitGradient,
+    OneStepGradient,
+    PhantomGradient,
+    make_gradient,
+)
 from .layer import SOLVER_KEYS, DEQLayer, DEQStats, SolveStats
 from .train import (
     NonFiniteLossError,
@@ -40,7 +47,11 @@ __all__ = [
     "DEQClassifier",
     "DEQLayer",
     "DEQStats",
+    "Gradient",
+    "ImplicitGradient",
     "NonFiniteLossError",
+    "OneStepGradient",
+    "PhantomGradient",
     "ResNetCell",
     "SolveStats",
     "SolverStatsCollector",
@@ -48,6 +59,7 @@ __all__ = [
     "TrainResult",
     "evaluate",
     "load_checkpoint",
+    "make_gradient",
     "plot_history",
     "predict",
     "save_checkpoint",

@@ -215,6 +215,18 @@ class FixedPointSolver(Generic[StateT]):
         """Names of the solver's options: its dataclass fields."""
         return tuple(item.name for item in fields(cls))
 
+    def as_dict(self) -> dict[str, Any]:
+        """The solver as keyword arguments of :func:`~andersonn_lab.solvers.make_solver`.
+
+        Examples
+        --------
+        >>> from andersonn_lab.solvers import Anderson, make_solver
+        >>> solver = Anderson(m=2, tol=1e-6)
+        >>> solver.as_dict()["method"], make_solver(**solver.as_dict()) == solver
+        ('anderson', True)
+        """
+        return {"method": self.method, **{name: getattr(self, name) for name in self.options()}}
+
     def settings(self) -> dict[str, Any]:
         """The solver's options by name (the solver's own first, then the shared ones).
 
