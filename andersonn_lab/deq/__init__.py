@@ -32,6 +32,7 @@ from .layer import SOLVER_KEYS, DEQLayer, DEQStats, SolveStats
 from .train import (
     NonFiniteLossError,
     SolverStatsCollector,
+    TrainConfig,
     TrainResult,
     evaluate,
     plot_history,
@@ -56,6 +57,7 @@ __all__ = [
     "SolveStats",
     "SolverStatsCollector",
     "TanhCell",
+    "TrainConfig",
     "TrainResult",
     "evaluate",
     "load_checkpoint",
