@@ -49,6 +49,157 @@ __all__ = [
 Cell = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Report = Callable[[SolverResult, float], None]
 
+
+class _AdjointSolve(torch.autograd.Function):
+    """Identity forward; backward replaces the incoming gradient ``g`` by ``solve(g)``."""
+
+    @staticmethod
+    def forward(ctx: Any, fz: torch.Tensor, solve: Callable[[torch.Tensor], torch.Tensor]):
+        ctx.solve = solve
+        return fz.clone()
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor):
+        return ctx.solve(grad), None
+
+
+def implicit_attach(
+    cell: Cell,
+    z_star: torch.Tensor,
+    x: torch.Tensor,
+    solver: Mapping[str, Any],
+    report: Report | None = None,
+) -> torch.Tensor:
+    """Return ``f(z*, x)`` with an implicit-differentiation backward pass.
+
+    The backward pass receives ``g = ∂L/∂z`` and solves ``u = J_f(z*)ᵀ u + g`` (so that
+    ``u = (I − J_f)⁻ᵀ g``) with the solver built from ``solver``, starting at ``u = g``;
+    each solver step is one vector-Jacobian product through the retained graph of the call
+    ``f(z*, x)``. Then ``u`` flows on through that call into the parameters and ``x``.
+    Everything the backward pass needs lives in this call's closure, so one layer can be
+    used several times in one graph.
+
+    Parameters
+    ----------
+    cell:
+        ``f(z, x)``.
+    z_star:
+        The equilibrium (no graph).
+    x:
+        The injection, possibly carrying a graph.
+    solver:
+        Keyword arguments of :func:`andersonn_lab.solvers.make_solver` for the adjoint solve.
+    report:
+        Called with the adjoint :class:`~andersonn_lab.solvers.SolverResult` and its wall time
+        in seconds after every backward pass.
+
+    Examples
+    --------
+    >>> from andersonn_lab.deq.cells import TanhCell
+    >>> cell = TanhCell(3, contraction=0.5).double()
+    >>> x = torch.randn(2, 3, dtype=torch.float64)
+    >>> z = implicit_attach(cell, torch.zeros(2, 3, dtype=torch.float64), x, {"tol": 1e-8})
+    >>> z.sum().backward()
+    >>> cell.linear_x.bias.grad.shape
+    torch.Size([3])
+    """
+    z_in = z_star.detach().requires_grad_()
+    with torch.enable_grad():
+        fz = cell(z_in, x).to(z_star.dtype)
+    settings = dict(solver)
+
+    def solve(grad: torch.Tensor) -> torch.Tensor:
+        def adjoint(u: torch.Tensor) -> torch.Tensor:
+            (vjp,) = torch.autograd.grad(fz, z_in, u, retain_graph=True)
+            return vjp + grad
+
+        start = time.perf_counter()
+        result = make_solver(**settings).run(adjoint, grad.detach())
+        if report is not None:
+            report(result, time.perf_counter() - start)
+        return result.z
+
+    return _AdjointSolve.apply(fz, solve)
+
+
+def phantom_attach(
+    cell: Cell, z_star: torch.Tensor, x: torch.Tensor, steps: int = 5, damping: float = 0.8
+) -> torch.Tensor:
+    """Return ``z_k`` after ``k`` damped steps ``z ← (1 − λ) z + λ f(z, x)`` from ``z*``.
+
+    Gradients flow through the ``k`` unrolled steps only (``z*`` is detached); as ``k``
+    grows they approach the implicit gradient.
+
+    Examples
+    --------
+    >>> from andersonn_lab.deq.cells import TanhCell
+    >>> cell = TanhCell(3)
+    >>> tuple(phantom_attach(cell, torch.zeros(2, 3), torch.ones(2, 3), steps=2).shape)
+    (2, 3)
+    """
+    z = z_star.detach()
+    for _ in range(steps):
+        z = (1.0 - damping) * z + damping * cell(z, x).to(z_star.dtype)
+    return z
+
+
+def one_step_attach(cell: Cell, z_star: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Return ``f(z*, x)`` with ``z*`` detached: the Jacobian-free (one-step) gradient.
+
+    Examples
+    --------
+    >>> from andersonn_lab.deq.cells import TanhCell
+    >>> cell = TanhCell(3)
+    >>> one_step_attach(cell, torch.zeros(2, 3), torch.ones(2, 3)).requires_grad
+    True
+    """
+    return cell(z_star.detach(), x).to(z_star.dtype)
+
+
+def jacobian_frobenius(
+    cell: Cell, z_star: torch.Tensor, x: torch.Tensor, samples: int = 1
+) -> torch.Tensor:
+    """Hutchinson estimate of ``‖J_f(z*)‖_F² / d``, averaged over the batch; differentiable.
+
+    ``J_f = ∂f/∂z`` at the equilibrium, ``d`` the size of one sample's state. With
+    ``ε ~ N(0, I)``, ``E‖εᵀ J‖² = ‖J‖_F²``, so each sample costs one vector-Jacobian product
+    built with ``create_graph=True``: adding the value to the loss pushes the mean squared
+    singular value of ``J`` down, which keeps forward and adjoint solves short. A value
+    near or above 1 warns that the cell is close to losing contractivity.
+
+    Parameters
+    ----------
+    cell:
+        ``f(z, x)``.
+    z_star:
+        The equilibrium (its graph, if any, is cut).
+    x:
+        The injection, possibly carrying a graph.
+    samples:
+        Random probes ``ε`` averaged.
+
+    Examples
+    --------
+    >>> from andersonn_lab.deq.cells import TanhCell
+    >>> _ = torch.manual_seed(0)
+    >>> cell = TanhCell(200, contraction=0.5)
+    >>> penalty = jacobian_frobenius(cell, torch.zeros(8, 200), torch.zeros(8, 200), samples=4)
+    >>> 0.0 < float(penalty) < 0.25, penalty.requires_grad
+    (True, True)
+    """
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a positive integer, got {samples!r}")
+    z_in = z_star.detach().requires_grad_()
+    with torch.enable_grad():
+        fz = cell(z_in, x).to(z_star.dtype)
+        total = fz.new_zeros(fz.shape[0])
+        for _ in range(samples):
+            probe = torch.randn_like(fz)
+            (vjp,) = torch.autograd.grad(fz, z_in, probe, create_graph=True)
+            total = total + vjp.pow(2).flatten(1).sum(1)
+    return (total / (samples * fz[0].numel())).mean()
+
+
 DEFAULT_BACKWARD_SOLVER: dict[str, Any] = {"method": "anderson", "tol": 1e-4, "max_iter": 30}
 """Backward (adjoint) solver settings that apply unless given."""
 
@@ -201,153 +352,3 @@ def make_gradient(name: str, **options: Any) -> Gradient:
     if name not in GRADIENT_CLASSES:
         raise ValueError(f"gradient must be one of {GRADIENTS}, got {name!r}")
     return GRADIENT_CLASSES[name](**options)
-
-
-class _AdjointSolve(torch.autograd.Function):
-    """Identity forward; backward replaces the incoming gradient ``g`` by ``solve(g)``."""
-
-    @staticmethod
-    def forward(ctx: Any, fz: torch.Tensor, solve: Callable[[torch.Tensor], torch.Tensor]):
-        ctx.solve = solve
-        return fz.clone()
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor):
-        return ctx.solve(grad), None
-
-
-def implicit_attach(
-    cell: Cell,
-    z_star: torch.Tensor,
-    x: torch.Tensor,
-    solver: Mapping[str, Any],
-    report: Report | None = None,
-) -> torch.Tensor:
-    """Return ``f(z*, x)`` with an implicit-differentiation backward pass.
-
-    The backward pass receives ``g = ∂L/∂z`` and solves ``u = J_f(z*)ᵀ u + g`` (so that
-    ``u = (I − J_f)⁻ᵀ g``) with the solver built from ``solver``, starting at ``u = g``;
-    each solver step is one vector-Jacobian product through the retained graph of the call
-    ``f(z*, x)``. Then ``u`` flows on through that call into the parameters and ``x``.
-    Everything the backward pass needs lives in this call's closure, so one layer can be
-    used several times in one graph.
-
-    Parameters
-    ----------
-    cell:
-        ``f(z, x)``.
-    z_star:
-        The equilibrium (no graph).
-    x:
-        The injection, possibly carrying a graph.
-    solver:
-        Keyword arguments of :func:`andersonn_lab.solvers.make_solver` for the adjoint solve.
-    report:
-        Called with the adjoint :class:`~andersonn_lab.solvers.SolverResult` and its wall time
-        in seconds after every backward pass.
-
-    Examples
-    --------
-    >>> from andersonn_lab.deq.cells import TanhCell
-    >>> cell = TanhCell(3, contraction=0.5).double()
-    >>> x = torch.randn(2, 3, dtype=torch.float64)
-    >>> z = implicit_attach(cell, torch.zeros(2, 3, dtype=torch.float64), x, {"tol": 1e-8})
-    >>> z.sum().backward()
-    >>> cell.linear_x.bias.grad.shape
-    torch.Size([3])
-    """
-    z_in = z_star.detach().requires_grad_()
-    with torch.enable_grad():
-        fz = cell(z_in, x).to(z_star.dtype)
-    settings = dict(solver)
-
-    def solve(grad: torch.Tensor) -> torch.Tensor:
-        def adjoint(u: torch.Tensor) -> torch.Tensor:
-            (vjp,) = torch.autograd.grad(fz, z_in, u, retain_graph=True)
-            return vjp + grad
-
-        start = time.perf_counter()
-        result = make_solver(**settings).run(adjoint, grad.detach())
-        if report is not None:
-            report(result, time.perf_counter() - start)
-        return result.z
-
-    return _AdjointSolve.apply(fz, solve)
-
-
-def phantom_attach(
-    cell: Cell, z_star: torch.Tensor, x: torch.Tensor, steps: int = 5, damping: float = 0.8
-) -> torch.Tensor:
-    """Return ``z_k`` after ``k`` damped steps ``z ← (1 − λ) z + λ f(z, x)`` from ``z*``.
-
-    Gradients flow through the ``k`` unrolled steps only (``z*`` is detached); as ``k``
-    grows they approach the implicit gradient.
-
-    Examples
-    --------
-    >>> from andersonn_lab.deq.cells import TanhCell
-    >>> cell = TanhCell(3)
-    >>> tuple(phantom_attach(cell, torch.zeros(2, 3), torch.ones(2, 3), steps=2).shape)
-    (2, 3)
-    """
-    z = z_star.detach()
-    for _ in range(steps):
-        z = (1.0 - damping) * z + damping * cell(z, x).to(z_star.dtype)
-    return z
-
-
-def one_step_attach(cell: Cell, z_star: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Return ``f(z*, x)`` with ``z*`` detached: the Jacobian-free (one-step) gradient.
-
-    Examples
-    --------
-    >>> from andersonn_lab.deq.cells import TanhCell
-    >>> cell = TanhCell(3)
-    >>> one_step_attach(cell, torch.zeros(2, 3), torch.ones(2, 3)).requires_grad
-    True
-    """
-    return cell(z_star.detach(), x).to(z_star.dtype)
-
-
-def jacobian_frobenius(
-    cell: Cell, z_star: torch.Tensor, x: torch.Tensor, samples: int = 1
-) -> torch.Tensor:
-    """Hutchinson estimate of ``‖J_f(z*)‖_F² / d``, averaged over the batch; differentiable.
-
-    ``J_f = ∂f/∂z`` at the equilibrium, ``d`` the size of one sample's state. With
-    ``ε ~ N(0, I)``, ``E‖εᵀ J‖² = ‖J‖_F²``, so each sample costs one vector-Jacobian product
-    built with ``create_graph=True``: adding the value to the loss pushes the mean squared
-    singular value of ``J`` down, which keeps forward and adjoint solves short. A value
-    near or above 1 warns that the cell is close to losing contractivity.
-
-    Parameters
-    ----------
-    cell:
-        ``f(z, x)``.
-    z_star:
-        The equilibrium (its graph, if any, is cut).
-    x:
-        The injection, possibly carrying a graph.
-    samples:
-        Random probes ``ε`` averaged.
-
-    Examples
-    --------
-    >>> from andersonn_lab.deq.cells import TanhCell
-    >>> _ = torch.manual_seed(0)
-    >>> cell = TanhCell(200, contraction=0.5)
-    >>> penalty = jacobian_frobenius(cell, torch.zeros(8, 200), torch.zeros(8, 200), samples=4)
-    >>> 0.0 < float(penalty) < 0.25, penalty.requires_grad
-    (True, True)
-    """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise ValueError(f"samples must be a positive integer, got {samples!r}")
-    z_in = z_star.detach().requires_grad_()
-    with torch.enable_grad():
-        fz = cell(z_in, x).to(z_star.dtype)
-        total = fz.new_zeros(fz.shape[0])
-        for _ in range(samples):
-            probe = torch.randn_like(fz)
-            (vjp,) = torch.autograd.grad(fz, z_in, probe, create_graph=True)
-            total = total + vjp.pow(2).flatten(1).sum(1)
-    return (total / (samples * fz[0].numel())).mean()
