@@ -34,8 +34,6 @@ KNOWN_PRIVATE_IMPORTS = {
 OUT_OF_SCOPE = ("andersonn_lab.structures.", "andersonn_lab.datasets.drugs")
 """Importers whose private imports are left to their owners (being rewritten elsewhere)."""
 
-OPTIONAL = ("rdkit", "ase", "ipywidgets", "plotly", "matplotlib", "tqdm", "networkx")
-
 
 def _module_name(path: Path) -> str:
     parts = path.relative_to(ROOT.parent).with_suffix("").parts
@@ -145,9 +143,6 @@ def _is_private(name: str) -> bool:
 
 @pytest.mark.parametrize("module", sorted(MODULES))
 def test_every_module_imports(module):
-    for name in OPTIONAL:
-        if name in MODULES[module].read_text(encoding="utf-8"):
-            pytest.importorskip(name)
     importlib.import_module(module)
 
 
