@@ -209,6 +209,11 @@ class Gradient:
 
     A subclass is a frozen dataclass of the gradient's settings with a ``name`` and an
     :meth:`attach` method.
+
+    Examples
+    --------
+    >>> [cls.name for cls in (ImplicitGradient, PhantomGradient, OneStepGradient)]
+    ['implicit', 'phantom', 'one_step']
     """
 
     name: ClassVar[str] = "base"

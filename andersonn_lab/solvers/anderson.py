@@ -35,6 +35,13 @@ class AndersonState(SolverState):
     coef_f, coef_g:
         ``(B, filled)`` coefficients of the next iterate
         ``z = Σ coef_f f(z_i) + Σ coef_g g_i``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> state = Anderson(m=2).init(torch.cos, torch.zeros(4, 3))
+    >>> tuple(state.f_hist.shape), tuple(state.gram.shape), state.filled
+    ((4, 3, 3), (4, 3, 3), 1)
     """
 
     f_hist: torch.Tensor

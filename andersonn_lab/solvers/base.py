@@ -122,12 +122,22 @@ def maybe_any(mask: torch.Tensor) -> bool:
 class Evaluation:
     """What one evaluation of ``f`` yields: the residual and its norms.
 
+    Returned by :meth:`FixedPointSolver._evaluate` and handed to ``_screen`` and
+    ``_prepare`` of the same step; a solver may return a subclass carrying more (Anderson's
+    new Gram row).
+
     Attributes
     ----------
     g:
         ``(B, d)`` residual ``f(z) − z``.
     abs_res, rel_res:
         ``(B,)`` absolute and relative residual norms.
+
+    Examples
+    --------
+    >>> g = torch.tensor([[3.0, 4.0]])
+    >>> Evaluation(g=g, abs_res=g.norm(dim=1), rel_res=g.norm(dim=1) / 5).abs_res
+    tensor([5.])
     """
 
     g: torch.Tensor
@@ -212,7 +222,14 @@ class FixedPointSolver(Generic[StateT]):
     # ----------------------------------------------------------------- public API
     @classmethod
     def options(cls) -> tuple[str, ...]:
-        """Names of the solver's options: its dataclass fields."""
+        """Names of the solver's options: its dataclass fields.
+
+        Examples
+        --------
+        >>> from andersonn_lab.solvers import Anderson
+        >>> Anderson.options()[-4:]
+        ('m', 'lam', 'safeguard', 'max_weight')
+        """
         return tuple(item.name for item in fields(cls))
 
     def as_dict(self) -> dict[str, Any]:
@@ -231,6 +248,12 @@ class FixedPointSolver(Generic[StateT]):
         """The solver's options by name (the solver's own first, then the shared ones).
 
         A per-sample ``beta`` is given as a list.
+
+        Examples
+        --------
+        >>> from andersonn_lab.solvers import Anderson
+        >>> list(Anderson(m=2).settings())[:3]
+        ['m', 'lam', 'safeguard']
         """
         shared = FixedPointSolver.options()
         names = [name for name in self.options() if name not in shared] + list(shared)
