@@ -42,7 +42,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
-from .train import TrainResult, epoch_order, resolve_device, train
+from .train import TrainConfig, TrainResult, epoch_order, resolve_device, train
 
 __all__ = [
     "DistributedEnv",
@@ -280,16 +280,12 @@ def train_distributed(
     model: nn.Module,
     train_set: Dataset,
     val_set: Dataset | None = None,
+    train_config: TrainConfig | None = None,
     *,
-    batch_size: int = 32,
-    device: str | torch.device = "auto",
-    seed: int = 0,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    progress: bool = True,
     callbacks: Sequence[Any] = (),
+    config: Mapping[str, Any] | None = None,
     find_unused_parameters: bool = False,
-    **train_options: Any,
+    **options: Any,
 ) -> TrainResult:
     """:func:`~andersonn_lab.deq.train.train` across the processes of a ``torchrun`` job.
 
@@ -303,18 +299,18 @@ def train_distributed(
     train_set, val_set:
         The whole sets (each rank trains on its slices of every global batch; every rank
         evaluates the whole validation set).
-    batch_size:
-        The global batch (divisible by the number of processes).
-    device:
-        ``"auto"``: ``cuda:LOCAL_RANK`` if CUDA is available, else the CPU.
-    seed, progress, callbacks:
-        As in :func:`train`; the progress bar is shown by rank 0 only.
-    run_dir, resume:
-        As in :func:`train`; only rank 0 writes ``run_dir``.
+    train_config:
+        A :class:`~andersonn_lab.deq.train.TrainConfig`, as in :func:`train`, except:
+        ``batch_size`` is the global batch (divisible by the number of processes);
+        ``device="auto"`` means ``cuda:LOCAL_RANK`` if CUDA is available, else the CPU;
+        the progress bar is shown by rank 0 only, and only rank 0 writes ``run_dir``.
+    callbacks, config:
+        As in :func:`train`.
     find_unused_parameters:
         Passed to DistributedDataParallel.
-    **train_options:
-        Other :func:`train` keyword arguments (``epochs``, ``lr``, ``scheduler``...).
+    **options:
+        Fields of :class:`~andersonn_lab.deq.train.TrainConfig` (``epochs``, ``lr``,
+        ``batch_size``...), replacing those of ``train_config``.
 
     Returns
     -------
@@ -333,26 +329,18 @@ def train_distributed(
     >>> len(result.history)
     1
     """
-    env, resolved = init_distributed(device)
+    cfg = train_config if train_config is not None else TrainConfig()
+    if options:
+        cfg = replace(cfg, **options)
+    env, resolved = init_distributed(cfg.device)
     if not env.is_distributed:
-        return train(
-            model,
-            train_set,
-            val_set,
-            batch_size=batch_size,
-            device=resolved,
-            seed=seed,
-            run_dir=run_dir,
-            resume=resume,
-            progress=progress,
-            callbacks=callbacks,
-            **train_options,
-        )
-    run_path = Path(run_dir) if run_dir is not None else None
+        cfg = replace(cfg, device=resolved)
+        return train(model, train_set, val_set, cfg, callbacks=callbacks, config=config)
+    run_path = Path(cfg.run_dir) if cfg.run_dir is not None else None
     last = None if run_path is None else run_path / "checkpoints" / "last.pt"
     start_epoch, occupied = 0, 0
     if env.is_main and last is not None and last.exists():
-        if resume:
+        if cfg.resume:
             start_epoch = _completed_epochs(last)
         else:
             occupied = 1
@@ -368,10 +356,10 @@ def train_distributed(
         )
     shard = RankShard(
         train_set,
-        batch_size,
+        cfg.batch_size,
         rank=env.rank,
         world_size=env.world_size,
-        seed=seed,
+        seed=cfg.seed,
         epoch=start_epoch + 1,
     )
     model.to(resolved)
@@ -394,18 +382,20 @@ def train_distributed(
     else:
         rank_dir = None
     try:
+        rank_config = replace(
+            cfg,
+            batch_size=cfg.batch_size // env.world_size,
+            device=resolved,
+            run_dir=rank_dir,
+            progress=cfg.progress and env.is_main,
+        )
         result = train(
             wrapped,
             shard,
             val_set,
-            batch_size=batch_size // env.world_size,
-            device=resolved,
-            seed=seed,
-            run_dir=rank_dir,
-            resume=resume,
-            progress=progress and env.is_main,
+            rank_config,
             callbacks=[_EpochFollower(shard), *callbacks],
-            **train_options,
+            config=config,
         )
     finally:
         if scratch is not None:
