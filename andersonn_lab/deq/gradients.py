@@ -34,6 +34,7 @@ from andersonn_lab.solvers import FixedPointSolver, SolverResult, make_solver
 
 __all__ = [
     "DEFAULT_BACKWARD_SOLVER",
+    "DOUBLE_BACKWARD_MESSAGE",
     "GRADIENTS",
     "Gradient",
     "ImplicitGradient",
@@ -50,8 +51,23 @@ Cell = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Report = Callable[[SolverResult, float], None]
 
 
+DOUBLE_BACKWARD_MESSAGE = (
+    "gradient='implicit' cannot be differentiated twice: its backward pass solves the "
+    "adjoint fixed point without autograd, so a second derivative (create_graph=True, "
+    "e.g. a gradient penalty) would be silently wrong. Use gradient='phantom' (unrolled "
+    "damped steps from z*, differentiable twice) or 'one_step' for such losses"
+)
+"""The error raised when a graph through an implicit backward pass is requested."""
+
+
 class _AdjointSolve(torch.autograd.Function):
-    """Identity forward; backward replaces the incoming gradient ``g`` by ``solve(g)``."""
+    """Identity forward; backward replaces the incoming gradient ``g`` by ``solve(g)``.
+
+    A non-finite ``g`` (an overflow under ``torch.amp.GradScaler``) passes through
+    unchanged, without a solve, so that the non-finite values reach the parameters and the
+    scaler skips the step. A backward pass with ``create_graph=True`` raises a
+    ``RuntimeError`` (:data:`DOUBLE_BACKWARD_MESSAGE`).
+    """
 
     @staticmethod
     def forward(ctx: Any, fz: torch.Tensor, solve: Callable[[torch.Tensor], torch.Tensor]):
@@ -60,6 +76,10 @@ class _AdjointSolve(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor):
+        if torch.is_grad_enabled():  # only under create_graph=True
+            raise RuntimeError(DOUBLE_BACKWARD_MESSAGE)
+        if not bool(torch.isfinite(grad).all()):
+            return grad.clone(), None
         return ctx.solve(grad), None
 
 
@@ -76,6 +96,10 @@ def implicit_attach(
     ``u = (I − J_f)⁻ᵀ g``) with the solver built from ``solver``, starting at ``u = g``;
     each solver step is one vector-Jacobian product through the retained graph of the call
     ``f(z*, x)``. Then ``u`` flows on through that call into the parameters and ``x``.
+    A ``g`` with a NaN or infinite entry is passed on as it is, without a solve (and without
+    a report), so that ``torch.amp.GradScaler`` sees the overflow and skips the step. The
+    backward pass cannot itself be differentiated: ``create_graph=True`` through it raises
+    a ``RuntimeError`` that names the gradient modes to use instead.
     Everything the backward pass needs lives in this call's closure, so one layer can be
     used several times in one graph.
 

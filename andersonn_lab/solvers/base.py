@@ -107,14 +107,33 @@ class _StepTimer:
         return torch.tensor(values, dtype=torch.float64)
 
 
+_ASYNC_ON_CPU = False
+"""Testing switch: when True, solves on the CPU take the code path of an accelerator (no
+per-step host synchronisation, :meth:`FixedPointSolver.done` asks every 4 steps by
+default), so that the CPU test suite covers that path. Step times still come from
+``perf_counter``."""
+
+
+def syncs_cheaply(device: torch.device) -> bool:
+    """Whether reading a value of ``device`` on the host is cheap (the CPU), so that the
+    solvers may branch on it every step; False on accelerators (and on the CPU while the
+    private ``_ASYNC_ON_CPU`` switch is on)."""
+    return device.type == "cpu" and not _ASYNC_ON_CPU
+
+
+def _host_bool(mask: torch.Tensor) -> bool:
+    """``bool`` of a one-element tensor: the host waits for the device here."""
+    return bool(mask)
+
+
 def maybe_any(mask: torch.Tensor) -> bool:
     """Whether any element of ``mask`` is set, without a device synchronisation.
 
     On the CPU this is exact; elsewhere it answers True, so that callers take the general
     path instead of waiting for the device.
     """
-    if mask.device.type == "cpu":
-        return bool(mask.any())
+    if syncs_cheaply(mask.device):
+        return _host_bool(mask.any())
     return True
 
 
@@ -346,8 +365,8 @@ class FixedPointSolver(Generic[StateT]):
         if state.finished or state.stop_requested or state.iteration >= self.max_iter:
             state.finished = True
             return True
-        every = self.check_every or (1 if state.z.device.type == "cpu" else 4)
-        if state.iteration % every == 0 and not bool(state.active.any()):
+        every = self.check_every or (1 if syncs_cheaply(state.z.device) else 4)
+        if state.iteration % every == 0 and not _host_bool(state.active.any()):
             state.finished = True
         return state.finished
 
@@ -478,7 +497,7 @@ class FixedPointSolver(Generic[StateT]):
         if maybe_any(improved):
             # Iterates are never modified after they are proposed, so the best one can be
             # kept by reference when every sample improved (the common case on the CPU).
-            if z.device.type == "cpu" and bool(improved.all()):
+            if syncs_cheaply(z.device) and _host_bool(improved.all()):
                 state.best_z = z
             else:
                 state.best_z = torch.where(improved[:, None], z, state.best_z)
