@@ -46,6 +46,8 @@ __all__ = [
     "load_entries",
     "parse_p1_cif",
     "save_entries",
+    "split_group",
+    "split_groups",
 ]
 
 CLASS_NAMES = ("small pore (<5 Å)", "medium pore (5-7 Å)", "large pore (≥7 Å)")
@@ -74,6 +76,40 @@ def label_for_lcd(lcd: float) -> int:
     if not math.isfinite(lcd) or lcd < 0:
         raise ValueError(f"LCD must be a finite number >= 0, got {lcd!r}")
     return sum(lcd >= edge for edge in LCD_EDGES)
+
+
+_REFCODE = re.compile(r"^([A-Z]{6})(\d{2})?(?:_|$)")
+
+
+def split_group(mof_id: str) -> str:
+    """The split group of a CoRE MOF id: its CSD refcode family, else the id itself.
+
+    CSD refcodes are six letters plus an optional two-digit suffix for redeterminations and
+    polymorphs of the same compound (``MAGVOG04``, ``MAGVOG20``...). Such entries are often
+    the same framework measured twice, so all ids whose refcode has the same six-letter stem
+    form one group, which :func:`~andersonn_lab.datasets.tasks.stratified_split` keeps in one
+    part of every split. Ids that are not CSD refcodes are CoRE's names of journal supplement
+    files (``ja500618z_si_006_clean``, ``ja500618z_si_007_clean``): structures from one
+    article's supplement form one group, keyed by the text before the first underscore.
+
+    Examples
+    --------
+    >>> split_group("MAGVOG04_clean"), split_group("MAGVOG27_clean"), split_group("ABAVIJ_clean")
+    ('MAGVOG', 'MAGVOG', 'ABAVIJ')
+    >>> split_group("ja500618z_si_006_clean")
+    'ja500618z'
+    """
+    if not isinstance(mof_id, str) or not mof_id.strip("_"):
+        raise ValueError(f"mof_id must be a non-empty string, got {mof_id!r}")
+    match = _REFCODE.match(mof_id)
+    if match:
+        return match.group(1)
+    return mof_id.split("_")[0] or mof_id
+
+
+def split_groups(entries: list[Entry]) -> list[str]:
+    """:func:`split_group` of each entry's id, as :func:`~andersonn_lab.datasets.load_task` uses."""
+    return [split_group(entry.id) for entry in entries]
 
 
 # --------------------------------------------------------------------------- CIF reading
