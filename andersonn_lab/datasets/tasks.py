@@ -469,8 +469,9 @@ def load_task(
         from andersonn_lab.structures import ImageOverflowWarning
 
         warnings.warn(
-            f"{name}: {n_cropped} of {len(kept)} structures have more atoms than the "
-            f"{image_size}-row image and were cropped; use a larger image_size to keep them whole",
+            f"{name}: {n_cropped} of {len(kept)} structures have more rows (atoms; classes of "
+            f"equivalent atoms in the 'framework' encoding) than the {image_size}-row image and "
+            "were cropped; use a larger image_size to keep them whole",
             ImageOverflowWarning,
             stacklevel=2,
         )

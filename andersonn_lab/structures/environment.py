@@ -20,7 +20,7 @@ Examples
 >>> cube = Atoms("C", positions=[[0, 0, 0]], cell=[3.0, 3.0, 3.0], pbc=True)
 >>> env = atom_environment(from_atoms(cube, cutoff_scale=2.1))
 >>> float(env.nonbonded_distance[0]), int(env.shell_counts[0, 0])
-(4.242640687119285, 18)
+(4.242640687119285, 6)
 """
 
 from __future__ import annotations

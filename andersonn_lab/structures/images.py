@@ -236,6 +236,29 @@ def node_neighbor_image(
        5 + 2 x 6 = 17, metallic; 2H-MoS2: 18, a semiconductor); a molecule with an odd count
        is a radical. All atoms of the graph count, also those cropped from the image.
 
+    ``encoding="framework"`` (3-D periodic structures such as MOFs; 27 channels, adjacency
+    layout): rows are classes of equivalent atoms (:func:`framework_rows`: same element,
+    bonds and neighbour classes, so the symmetry copies of an atom in a P1 cell share one
+    row), represented by their first atom in canonical order. Pixel ``[c, r, s]`` relates
+    class ``r`` to class ``s``:
+
+    0. ``Z / 118`` on the diagonal.
+    1. ``sum(bond order) / 3`` over the bond instances from one atom of class ``r`` to atoms
+       of class ``s`` (every atom of a class has the same ones).
+    2. ``sum(exp(-d / 1.5 A))`` over the same bond instances.
+    3. ``multiplicity``: atoms in the class / atoms in the cell, on the diagonal.
+    4. ``nonbonded_distance``: distance to the nearest non-bonded atom / 5 A, class mean.
+    5-8. ``shell_*``: number density of atoms within 0-4, 4-6, 6-8, 8-10 A / 0.1 A^-3,
+       class mean (:func:`~andersonn_lab.structures.environment.atom_environment`).
+    9-26. ``global_*``: whole-structure scalars
+       (:func:`~andersonn_lab.structures.environment.framework_descriptors` divided by
+       :data:`FRAMEWORK_GLOBAL_SCALES`), the same on the diagonal of every row; they count
+       every atom of the cell, also those of classes cropped from the rows. The last
+       :data:`GLOBAL_CHANNELS` ``["framework"]`` channels are these.
+
+    No channel looks at empty space (no probe, grid or cavity), so none recomputes a pore
+    size.
+
     ``encoding="neighbors"`` (pixel ``[c, r, s]``: atom ``order[r]`` for ``s == 0``, else its
     ``s``-th nearest bond instance; instances sorted by distance, then by decreasing bond
     order, then by the neighbour's canonical rank; at most ``k`` columns of neighbours):
@@ -249,7 +272,8 @@ def node_neighbor_image(
     graph:
         An atom-bond network from this package.
     encoding:
-        ``"adjacency"``, ``"neighbors"``, ``"elements"`` or ``"electrons"`` (:data:`CHANNELS`
+        ``"adjacency"``, ``"neighbors"``, ``"elements"``, ``"electrons"`` or ``"framework"``
+        (:data:`CHANNELS`
         names each one's channels).
     size:
         Image height and width (atoms per image).
@@ -265,12 +289,13 @@ def node_neighbor_image(
     -------
     torch.Tensor
         ``float32`` tensor of shape ``(len(CHANNELS[encoding]), size, size)``: 3 channels,
-        6 for ``"elements"``, 7 for ``"electrons"``.
+        6 for ``"elements"``, 7 for ``"electrons"``, 27 for ``"framework"``.
 
     Raises
     ------
     StructureError
-        Empty graph, or overflow with ``on_overflow="error"``.
+        Empty graph, overflow with ``on_overflow="error"``, or ``"framework"`` for a
+        structure that is not 3-D periodic.
     ValueError
         Bad ``encoding``, ``size``, ``k`` or ``on_overflow``.
 
