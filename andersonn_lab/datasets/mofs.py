@@ -704,6 +704,37 @@ def _lcd_agreement(
     }
 
 
+def _split_group_lines(ids: list[str], labels: list[int]) -> list[str]:
+    """The provenance section on split groups (near-duplicate frameworks)."""
+    groups: dict[str, list[int]] = {}
+    for position, mof_id in enumerate(ids):
+        groups.setdefault(split_group(mof_id), []).append(position)
+    families = {key: members for key, members in groups.items() if len(members) > 1}
+    mixed = [key for key, members in families.items() if len({labels[m] for m in members}) > 1]
+    largest = sorted(families.items(), key=lambda item: (-len(item[1]), item[0]))[:5]
+    return [
+        "## Split groups (near-duplicate frameworks)",
+        "",
+        "CoRE MOF holds several determinations of one compound under CSD refcodes that share "
+        "their first six letters (MAGVOG04, MAGVOG20, MAGVOG23...), and several structures of "
+        "one article under one supplement-file name. Such near-duplicates must not sit on both "
+        "sides of a split. `andersonn_lab.datasets.mofs.split_group` keys each MOF by its "
+        "six-letter refcode stem (ids that are not CSD refcodes: the text before the first "
+        "underscore), and `load_task` hands these keys to "
+        "`andersonn_lab.datasets.tasks.stratified_split`, which puts each group whole into "
+        "train, validation or test (within the class of its first member, by a seeded hash of "
+        "the key). `andersonn-lab bench accuracy` and every recipe use these splits "
+        "(`tests/test_framework.py` checks that no family straddles a split, seeds 0-4).",
+        "",
+        f"- {len(ids)} MOFs form {len(groups)} groups; {len(families)} groups hold more than "
+        f"one MOF ({sum(len(m) for m in families.values())} MOFs), the largest "
+        + ", ".join(f"{key} ({len(members)})" for key, members in largest)
+        + ".",
+        f"- Groups whose members carry different labels: {len(mixed)}"
+        + (f" ({', '.join(sorted(mixed))})." if mixed else "."),
+    ]
+
+
 def _write_provenance(path: Path, **facts) -> None:
     counts = np.bincount(facts["labels"], minlength=len(CLASS_NAMES))
     lines = [
@@ -765,6 +796,7 @@ def _write_provenance(path: Path, **facts) -> None:
         lines += [f"| {mof_id} | {reason} |" for mof_id, reason in sorted(facts["skipped"])]
     else:
         lines.append("None: every candidate CIF was read.")
+    lines += ["", *_split_group_lines(facts["selected"], facts["labels"])]
     lines += ["", "## Largest cavity diameter from our own code", ""]
     agreement = facts["agreement"]
     if agreement is None:
