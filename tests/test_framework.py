@@ -222,3 +222,21 @@ def test_framework_image_of_a_shipped_mof_keeps_every_atom_class() -> None:
     assert len(rows) <= 32 < graph.number_of_nodes() or graph.number_of_nodes() <= 32
     multiplicity = img[_channel("multiplicity")].diagonal()[: len(rows)]
     assert float(multiplicity.sum()) == pytest.approx(1.0)  # every atom of the cell counted
+
+
+def test_viewer_and_attribution_map_every_atom_of_a_class_to_its_row() -> None:
+    from andersonn_lab.widgets import ImageViewer
+    from andersonn_lab.widgets.attribution import atom_scores
+
+    graph = from_atoms(bulk("NaCl", "rocksalt", a=5.64).repeat((2, 1, 1)), cutoff_scale=1.1)
+    viewer = ImageViewer(graph, encoding="framework", size=4)
+    image = node_neighbor_image(graph, encoding="framework", size=4).numpy()
+    assert len(viewer.fig.data) == len(image) == len(CHANNELS["framework"])
+    controller = viewer.controller
+    rows = image_atom_order(graph, encoding="framework")
+    for node in graph.nodes:
+        element = graph.nodes[node]["element"]
+        assert controller.row_of(node) == [graph.nodes[r]["element"] for r in rows].index(element)
+    scores = atom_scores(np.ones((4, 4)), graph, encoding="framework")
+    assert sorted(scores) == sorted(graph.nodes)  # every atom gets its class's share
+    assert sum(scores.values()) == pytest.approx(2 * (4 + 4 - 1))  # the two occupied rows
