@@ -195,9 +195,9 @@ def test_the_study_runs_on_images_with_whole_structure_channels():
     images = torch.rand(24, len(CHANNELS["framework"]), 6, 6, generator=gen)
     labels = (images[:, -1, 0, 0] > 0.5).long()  # decided by one whole-structure scalar
     data = FrameworkLike(images, labels)
-    assert st._global_channels(torch.utils.data.Subset(data, [0, 1])) == GLOBAL_CHANNELS[
-        "framework"
-    ]
+    assert (
+        st._global_channels(torch.utils.data.Subset(data, [0, 1])) == GLOBAL_CHANNELS["framework"]
+    )
     config = _config(m_values=(2,), betas=(1.0,), epochs=1)
     result = st.study_task("framework", data, data, data, num_classes=2, config=config)
     assert result["solves"] and all(row["fwd_nfe"] > 0 for row in result["solves"])
