@@ -201,3 +201,31 @@ def test_the_study_runs_on_images_with_whole_structure_channels():
     config = _config(m_values=(2,), betas=(1.0,), epochs=1)
     result = st.study_task("framework", data, data, data, num_classes=2, config=config)
     assert result["solves"] and all(row["fwd_nfe"] > 0 for row in result["solves"])
+
+
+def test_speedup_ratios_are_the_ratios_of_the_rows_they_come_from(study):
+    result, _, lines = study
+    task = result["tasks"][0]
+    a, f = task["solves"]
+    sp = task["speedup"]
+    columns = {"nfe": "nfe", "time": "time", "steps": "steps_mean"}
+    for phase in ("fwd", "bwd"):
+        for key, column in columns.items():
+            numerator, denominator = f[f"{phase}_{column}"], a[f"{phase}_{column}"]
+            assert numerator is not None and denominator > 0, (phase, key)
+            ratio = sp[f"{phase}_{key}_ratio"]
+            assert ratio == pytest.approx(numerator / denominator, rel=1e-12), (phase, key)
+    # The table prints those ratios, forward over Anderson.
+    assert f"fwd nfe {f['fwd_nfe'] / a['fwd_nfe']:.1f}x per batch" in lines[-1]
+    assert f"bwd nfe {f['bwd_nfe'] / a['bwd_nfe']:.1f}x per batch" in lines[-1]
+    # Training-time ratio: forward's seconds to the target over Anderson's, from the history.
+    training = task["training"]
+    seconds = {}
+    for method in ("anderson", "forward"):
+        reach = st.time_to_target(training[method]["history"], task["target_acc"])
+        assert reach == training[method]["to_target"]
+        seconds[method] = reach["seconds"] if reach["reached"] else None
+    # The default target is the best accuracy both runs reached, so both reach it.
+    assert None not in seconds.values()
+    want = seconds["forward"] / seconds["anderson"]
+    assert task["train_time_ratio"] == pytest.approx(want, rel=1e-12)
