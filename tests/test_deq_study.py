@@ -183,6 +183,26 @@ def test_window_skip_and_training_cap_come_from_the_recipe_unless_given():
     assert (given.m, given.skip, given.train_max_iter) == (4, 0.5, 300)
 
 
+def test_the_study_runs_on_images_with_whole_structure_channels():
+    """``bench deq`` on an encoding with global channels builds models that use them."""
+
+    class FrameworkLike(TensorDataset):
+        encoding = "framework"  # as a TaskDataset of the MOFs recipe
+
+    from andersonn_lab.structures.images import CHANNELS, GLOBAL_CHANNELS
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(24, len(CHANNELS["framework"]), 6, 6, generator=gen)
+    labels = (images[:, -1, 0, 0] > 0.5).long()  # decided by one whole-structure scalar
+    data = FrameworkLike(images, labels)
+    assert (
+        st._global_channels(torch.utils.data.Subset(data, [0, 1])) == GLOBAL_CHANNELS["framework"]
+    )
+    config = _config(m_values=(2,), betas=(1.0,), epochs=1)
+    result = st.study_task("framework", data, data, data, num_classes=2, config=config)
+    assert result["solves"] and all(row["fwd_nfe"] > 0 for row in result["solves"])
+
+
 def test_speedup_ratios_are_the_ratios_of_the_rows_they_come_from(study):
     result, _, lines = study
     task = result["tasks"][0]

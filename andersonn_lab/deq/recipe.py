@@ -71,6 +71,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "training": {"epochs": 12, "batch_size": 32},
     },
     "mofs": {
+        "encoding": "framework",
         "image_size": 32,
         "graph_options": {},
         "model": {"channels": 32, "hidden": 32, "groups": 8, "pool": 4},
@@ -251,11 +252,14 @@ class Recipe:
 
     def build_model(self, in_channels: int, num_classes: int, *, seed: int | None = None):
         """A fresh :class:`~andersonn_lab.deq.classifier.DEQClassifier` for this recipe."""
+        from andersonn_lab.structures.images import GLOBAL_CHANNELS
+
         torch.manual_seed(self.training.get("seed", 0) if seed is None else seed)
+        model = {"global_channels": GLOBAL_CHANNELS.get(self.encoding, 0), **dict(self.model)}
         return DEQClassifier(
             in_channels,
             num_classes,
-            **dict(self.model),
+            **model,
             forward_solver=dict(self.forward_solver),
             backward_solver=dict(self.backward_solver),
         )
