@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from andersonn_lab.datasets.mofs import load_entries
-from andersonn_lab.structures import from_atoms
+from andersonn_lab.structures import StructureError, from_atoms
 from andersonn_lab.structures.bonds import is_metal
 
 
@@ -71,14 +71,24 @@ def main() -> None:
             "metal_atoms",
             "mm_old",
             "mm_new",
+            "failed_old",
+            "failed_new",
         ),
         0,
     )
     for entry in entries:
         atoms = entry.structure
         metal = np.array([is_metal(z) for z in atoms.numbers])
-        old = from_atoms(atoms, bonds="covalent")
-        new = from_atoms(atoms)
+        try:
+            old = from_atoms(atoms, bonds="covalent")
+        except StructureError:
+            totals["failed_old"] += 1
+            continue
+        try:
+            new = from_atoms(atoms)
+        except StructureError:
+            totals["failed_new"] += 1
+            continue
         old_pairs, new_pairs = _pairs(old), _pairs(new)
         for key, graph, pairs in (("old", old, old_pairs), ("new", new, new_pairs)):
             totals[f"bonds_{key}"] += len(pairs)
@@ -94,8 +104,11 @@ def main() -> None:
         totals["nn_old"] += len(nn_old)
         totals["nn_kept"] += len(nn_old & new_pairs)
         totals["mx_kept"] += len(mx_old & new_pairs)
-    n = len(entries)
-    print(f"{n} MOFs, {totals['metal_atoms']} metal atoms")
+    n = len(entries) - totals["failed_old"] - totals["failed_new"]
+    print(
+        f"{n} MOFs compared, {totals['metal_atoms']} metal atoms; no bonds at all: "
+        f"covalent {totals['failed_old']}, nearest-shell {totals['failed_new']} (left out)"
+    )
     print("| | covalent (1.0) | nearest-shell |")
     print("|---|---|---|")
     print(f"| bonds per MOF | {totals['bonds_old'] / n:.1f} | {totals['bonds_new'] / n:.1f} |")

@@ -295,13 +295,16 @@ def run_baselines(
         "forest-descriptors": f"{task} descriptors",
     }
     results = {m: BaselineResult(task, m, features[m]) for m in models}
-    table: np.ndarray | None = None
-    for seed in seeds:
-        dataset = recipe.load(split_seed=seed, **(load_options or {}))
-        if table is None and "forest-descriptors" in models:
-            table, _ = descriptors(task, dataset.entries)
-            table = np.nan_to_num(table, nan=0.0, posinf=0.0, neginf=0.0)
-        train, _, test = recipe.splits(dataset)
+    loaded = [recipe.load(split_seed=seed, **(load_options or {})) for seed in seeds]
+    parts = [recipe.splits(dataset) for dataset in loaded]
+    # Descriptors only of the structures some split trains or tests on (smoke: a few dozen).
+    needed = sorted({int(p) for train, _, test in parts for p in (*train.indices, *test.indices)})
+    row_of = {p: k for k, p in enumerate(needed)}
+    table = np.zeros((0, 0))
+    if "forest-descriptors" in models:
+        table, _ = descriptors(task, [loaded[0].entries[p] for p in needed])
+        table = np.nan_to_num(table, nan=0.0, posinf=0.0, neginf=0.0)
+    for seed, dataset, (train, _, test) in zip(seeds, loaded, parts, strict=True):
         train_at = np.asarray(train.indices, dtype=int)
         test_at = np.asarray(test.indices, dtype=int)
         labels = dataset.labels.numpy()
@@ -309,13 +312,14 @@ def run_baselines(
             started = time.perf_counter()
             if model == "logistic-images":
                 x = dataset.images.reshape(len(dataset), -1).numpy().astype(np.float64)
+                x_train, x_test = x[train_at], x[test_at]
                 estimator = _logistic()
             else:
-                assert table is not None
-                x = table
+                x_train = table[[row_of[int(p)] for p in train_at]]
+                x_test = table[[row_of[int(p)] for p in test_at]]
                 estimator = _forest(seed, trees)
-            estimator.fit(x[train_at], labels[train_at])
-            accuracy = float(np.mean(estimator.predict(x[test_at]) == labels[test_at]))
+            estimator.fit(x_train, labels[train_at])
+            accuracy = float(np.mean(estimator.predict(x_test) == labels[test_at]))
             result = results[model]
             result.split_seeds.append(seed)
             result.accuracies.append(accuracy)
