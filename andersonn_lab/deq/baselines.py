@@ -247,6 +247,7 @@ def run_baselines(
     n_trees: int | None = None,
     load_options: dict[str, Any] | None = None,
     recipe: Any = None,
+    dataset: Any = None,
 ) -> dict[str, BaselineResult]:
     """Score the baselines of ``task`` on the splits of ``bench accuracy``.
 
@@ -268,6 +269,9 @@ def run_baselines(
     recipe:
         The :class:`~andersonn_lab.deq.recipe.Recipe` whose images and splits to use;
         default ``default_recipe(task, smoke=smoke)``, as ``bench accuracy`` uses.
+    dataset:
+        A dataset already loaded with ``recipe.load()``; it is used for the seed equal to
+        its ``split_seed`` instead of loading it again (notebooks).
 
     Returns
     -------
@@ -295,7 +299,12 @@ def run_baselines(
         "forest-descriptors": f"{task} descriptors",
     }
     results = {m: BaselineResult(task, m, features[m]) for m in models}
-    loaded = [recipe.load(split_seed=seed, **(load_options or {})) for seed in seeds]
+    loaded = [
+        dataset
+        if dataset is not None and getattr(dataset, "split_seed", None) == seed
+        else recipe.load(split_seed=seed, **(load_options or {}))
+        for seed in seeds
+    ]
     parts = [recipe.splits(dataset) for dataset in loaded]
     # Descriptors only of the structures some split trains or tests on (smoke: a few dozen).
     needed = sorted({int(p) for train, _, test in parts for p in (*train.indices, *test.indices)})
@@ -304,14 +313,14 @@ def run_baselines(
     if "forest-descriptors" in models:
         table, _ = descriptors(task, [loaded[0].entries[p] for p in needed])
         table = np.nan_to_num(table, nan=0.0, posinf=0.0, neginf=0.0)
-    for seed, dataset, (train, _, test) in zip(seeds, loaded, parts, strict=True):
+    for seed, data, (train, _, test) in zip(seeds, loaded, parts, strict=True):
         train_at = np.asarray(train.indices, dtype=int)
         test_at = np.asarray(test.indices, dtype=int)
-        labels = dataset.labels.numpy()
+        labels = data.labels.numpy()
         for model in models:
             started = time.perf_counter()
             if model == "logistic-images":
-                x = dataset.images.reshape(len(dataset), -1).numpy().astype(np.float64)
+                x = data.images.reshape(len(data), -1).numpy().astype(np.float64)
                 x_train, x_test = x[train_at], x[test_at]
                 estimator = _logistic()
             else:
