@@ -15,16 +15,28 @@ from .api import SOLVERS, make_solver, solve
 from .base import FixedPointSolver, SolverState
 from .forward import ForwardIteration
 from .result import SolverResult, SolverWarning, Status
+from .spectrum import (
+    FixedPointSpectrum,
+    SpectrumWarning,
+    fit_rate,
+    forward_rate,
+    jacobian_spectrum,
+)
 
 __all__ = [
     "SOLVERS",
     "Anderson",
     "FixedPointSolver",
+    "FixedPointSpectrum",
     "ForwardIteration",
     "SolverResult",
     "SolverState",
     "SolverWarning",
+    "SpectrumWarning",
     "Status",
+    "fit_rate",
+    "forward_rate",
+    "jacobian_spectrum",
     "make_solver",
     "problems",
     "solve",
