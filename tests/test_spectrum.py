@@ -240,5 +240,8 @@ def test_result_type_and_jvp():
     torch.testing.assert_close(result.spectral_radius, torch.full((2,), 0.25, dtype=torch.float64))
     v = torch.ones(2, 3, dtype=torch.float64)
     torch.testing.assert_close(jvp(problem.f, problem.z_star, v), 0.25 * v)
-    # a map that ignores z has a zero Jacobian
-    torch.testing.assert_close(jvp(lambda t: torch.ones_like(t).detach(), v, v), 0 * v)
+    # a map that leaves autograd is named, not given a silent zero Jacobian
+    with pytest.raises(ValueError, match="no derivative"):
+        jvp(lambda t: torch.from_numpy(np.cos(t.detach().numpy())), v, v)
+    with pytest.raises(ValueError, match="no derivative"):
+        jacobian_spectrum(lambda t: torch.from_numpy(np.cos(t.detach().numpy())), 0 * v + 0.739)

@@ -75,9 +75,9 @@ class FixedPointSpectrum:
     ----------
     eigenvalues:
         ``(B, k)`` complex128, each row sorted by decreasing modulus (``k = d`` for
-        ``method="dense"``).
+        ``method="dense"``); NaN for eigenvalues an unconverged Arnoldi run did not find.
     spectral_radius:
-        ``(B,)`` float64: ``ρ(J)``, the largest modulus.
+        ``(B,)`` float64: ``ρ(J)``, the largest modulus found.
     observed_rate:
         ``(B,)`` float64: the contraction per step of forward iteration measured near the
         point (:func:`forward_rate`), or None when not measured. NaN where it could not be
@@ -133,7 +133,7 @@ class FixedPointSpectrum:
         [0.75]
         """
         beta = check_real("beta", beta, low=0.0, high=2.0, low_open=True)
-        return (1 - beta + beta * self.eigenvalues).abs().max(dim=1).values
+        return _nanmax_abs(1 - beta + beta * self.eigenvalues)
 
     def rate_mismatch(self) -> torch.Tensor:
         """``|observed rate − ρ(J)| / ρ(J)`` per sample (NaN where no rate was measured)."""
@@ -184,7 +184,9 @@ def jvp(f: Map, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """The Jacobian-vector product ``J_f(z) v`` by forward-mode autograd (batched).
 
     Works through ``torch.no_grad()`` inside ``f`` (forward mode ignores it). For a batched
-    ``f`` whose samples do not interact, sample ``b`` of the result is ``J_b v_b``.
+    ``f`` whose samples do not interact, sample ``b`` of the result is ``J_b v_b``. Raises
+    ValueError when ``f``'s output does not depend on ``z`` through torch (a map through
+    numpy, say), rather than returning a silent zero.
 
     Examples
     --------
@@ -200,8 +202,11 @@ def jvp(f: Map, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     with fwad.dual_level():
         out = f(fwad.make_dual(z, v.to(z.dtype)))
         tangent = fwad.unpack_dual(out).tangent
-    if tangent is None:  # f does not depend on z
-        return torch.zeros_like(out)
+    if tangent is None:
+        raise ValueError(
+            "f's output carries no derivative with respect to z: f leaves torch autograd "
+            "(numpy, .detach(), .item(), torch.inference_mode) or does not depend on z"
+        )
     return tangent
 
 
@@ -323,8 +328,17 @@ def _arnoldi_one(
 def _sorted(values: torch.Tensor) -> torch.Tensor:
     """Sort each row by decreasing modulus (then by imaginary part, for stable pairs)."""
     by_imag = torch.gather(values, -1, torch.argsort(values.imag, dim=-1, descending=True))
-    order = torch.argsort(by_imag.abs(), dim=-1, descending=True, stable=True)
+    modulus = by_imag.abs()
+    modulus = torch.where(torch.isnan(modulus), torch.full_like(modulus, -1.0), modulus)
+    order = torch.argsort(modulus, dim=-1, descending=True, stable=True)
     return torch.gather(by_imag, -1, order)
+
+
+def _nanmax_abs(values: torch.Tensor) -> torch.Tensor:
+    """Largest modulus per row, ignoring NaN entries (NaN for a row of NaN only)."""
+    modulus = values.abs()
+    best = torch.where(torch.isnan(modulus), torch.full_like(modulus, -1.0), modulus).max(-1)
+    return torch.where(best.values < 0, torch.full_like(best.values, math.nan), best.values)
 
 
 def _arnoldi(
@@ -387,8 +401,7 @@ def _arnoldi(
         if r is not None and len(r[0]):
             values = torch.from_numpy(r[0].astype(np.complex128))
             rows[b, : len(values)] = values
-    rows = _sorted(torch.where(torch.isnan(rows.real), torch.zeros_like(rows), rows))
-    return rows, n_jvp, unconverged
+    return _sorted(rows), n_jvp, unconverged
 
 
 # ---------------------------------------------------------------------------- rates
@@ -556,7 +569,7 @@ def jacobian_spectrum(
     -----
     SpectrumWarning
         When ARPACK did not converge for some samples (their eigenvalues are those it
-        found; missing ones are 0), or the point is far from a fixed point.
+        found; missing ones are NaN), or the point is far from a fixed point.
 
     Examples
     --------
@@ -608,7 +621,7 @@ def jacobian_spectrum(
         rate, _ = forward_rate(f, z, steps=rate_steps, seed=seed)
     return FixedPointSpectrum(
         eigenvalues=values,
-        spectral_radius=values.abs().max(dim=1).values,
+        spectral_radius=_nanmax_abs(values),
         observed_rate=rate,
         residual=residual,
         method=method,
