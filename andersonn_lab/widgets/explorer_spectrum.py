@@ -141,8 +141,9 @@ class SpectrumController:
         know it; default ``1e-10`` in float64 and ``1e-5`` otherwise.
     arnoldi_options:
         ``tol``, ``ncv``, ``maxiter`` for :func:`~andersonn_lab.solvers.jacobian_spectrum`
-        (default ``tol=1e-6, maxiter=20``: a picture in a few seconds; where ARPACK stops
-        early the eigenvalues it found are shown, and the status says so).
+        (default ``maxiter=20`` and ``tol`` ``1e-6`` in float64, ``1e-5`` otherwise: a
+        picture in a few seconds; where ARPACK stops early the eigenvalues it found are
+        shown, and the status says so).
 
     Attributes
     ----------
@@ -177,7 +178,7 @@ class SpectrumController:
         self.dense_max = int(dense_max)
         self.threaded = threaded
         self.fixed_point_tol = fixed_point_tol
-        self.arnoldi_options = {"tol": 1e-6, "maxiter": 20, **(arnoldi_options or {})}
+        self.arnoldi_options = {"maxiter": 20, **(arnoldi_options or {})}
         self.snapshot: SpectrumSnapshot | None = None
         self.status = "spectrum: not computed yet"
         self._listeners: list[Callable[[], None]] = []
@@ -248,7 +249,9 @@ class SpectrumController:
             z_star, residual = self._fixed_point(problem)
             d = z_star[0].numel()
             method = "dense" if d <= self.dense_max or self.k >= d - 1 else "arnoldi"
-            options = self.arnoldi_options if method == "arnoldi" else {}
+            options = dict(self.arnoldi_options) if method == "arnoldi" else {}
+            if method == "arnoldi" and "tol" not in options:
+                options["tol"] = 1e-6 if z_star.dtype == torch.float64 else 1e-5
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 spectrum = jacobian_spectrum(problem.f, z_star, k=self.k, method=method, **options)
@@ -316,7 +319,7 @@ class SpectrumController:
         if rate < 1:
             steps = math.ceil(math.log(tol) / math.log(rate)) if rate > 0 else 1
             text += f"; forward iteration (β = {beta:g}) contracts by {rate:.4f} per step: "
-            text += f"about {steps} steps per factor {1 / tol:.0e}"
+            text += f"about {steps} steps to shrink the residual {1 / tol:.0e}-fold"
         else:
             text += f"; rate {rate:.4f} ≥ 1 at β = {beta:g}: forward iteration need not converge"
         if snapshot.fixed_point_residual > 1e-3:
