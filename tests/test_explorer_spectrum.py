@@ -122,7 +122,9 @@ def test_widget_draws_plane_and_predicted_line():
     predicted = [s for s in explorer.fig.layout.shapes if s.name and "predicted" in s.name]
     assert len(predicted) == 1
     shape = predicted[0]
-    assert (shape.y1 - shape.y0) / (shape.x1 - shape.x0) == pytest.approx(math.log10(0.8))
+    slope = (math.log10(shape.y1) - math.log10(shape.y0)) / (shape.x1 - shape.x0)
+    assert slope == pytest.approx(math.log10(0.8))
+    assert [t.mode for t in plane] == ["markers", "lines", "lines"]
     assert "ρ(J) = 0.8000" in explorer.eigen.status.value
     explorer.radius.value = 0.5  # a new problem: a new spectrum, a new line
     np.testing.assert_allclose(np.hypot(plane[0].x, plane[0].y), 0.5, atol=1e-12)

@@ -19,7 +19,7 @@ import ipywidgets as w
 import plotly.graph_objects as go
 
 from .anderson_steps import PROBLEMS_2D, AndersonStepController
-from .explorer import sync_traces
+from .explorer_spectrum import replace_traces
 
 __all__ = ["AndersonStepper"]
 
@@ -120,7 +120,7 @@ class AndersonStepper:
     def draw(self) -> None:
         """Copy the controller's frame into the figures and the status line."""
         c = self.controller
-        self._drawn = sync_traces(self.fig, c.plane_data(), self._drawn)
+        self._drawn = replace_traces(self.fig, c.plane_data(), self._drawn)
         labels, weights = c.alpha_data()
         with self.alpha_fig.batch_update():
             bar = self.alpha_fig.data[0]

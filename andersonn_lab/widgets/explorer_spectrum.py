@@ -30,7 +30,7 @@ import math
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -348,6 +348,9 @@ class SpectrumController:
             return (
                 PlotTrace("eigenvalues", (), (), "eigenvalues", "", EIGEN_COLOR, mode="markers"),
                 unit,
+                PlotTrace(
+                    "ρ(J)", (), (), "circle", "", EIGEN_COLOR, dash="dot", width=1, mode="lines"
+                ),
             )
         values = snapshot.spectrum.eigenvalues.flatten()
         values = values[~torch.isnan(values.real)]
@@ -407,6 +410,51 @@ class SpectrumController:
             mode="lines",
             key=("predicted", rate, r0, length),
         )
+
+
+def replace_traces(fig: Any, traces: Sequence[PlotTrace], drawn: list) -> list:
+    """Draw ``traces`` into ``fig`` (as many traces as before), every property of every
+    trace in one update; nothing is sent when the traces' keys are those in ``drawn``.
+
+    Unlike a diff per trace, each update sets the same properties on all traces, so no
+    trace's property is left out of a batched restyle. Returns the keys drawn.
+
+    Examples
+    --------
+    >>> import plotly.graph_objects as go
+    >>> fig = go.FigureWidget()
+    >>> t = PlotTrace("a", (0.0,), (1.0,), "eigenvalues", "", "#000000", mode="markers")
+    >>> drawn = replace_traces(fig, [t], [])
+    >>> fig.data[0].mode, replace_traces(fig, [t], drawn) is drawn
+    ('markers', True)
+    """
+    import plotly.graph_objects as go
+
+    keys = [(trace.key, trace.name, trace.mode) for trace in traces]
+    if keys == drawn and len(fig.data) == len(traces):
+        return drawn
+    scatters = [
+        go.Scatter(
+            x=trace.x,
+            y=trace.y,
+            name=trace.name,
+            mode=trace.mode,
+            opacity=trace.opacity,
+            showlegend=trace.showlegend,
+            line={"color": trace.color, "dash": trace.dash, "width": trace.width},
+            marker={"size": 5, "color": trace.color},
+            meta=trace.role,
+        )
+        for trace in traces
+    ]
+    with fig.batch_update():
+        if len(fig.data) != len(traces):
+            fig.data = ()
+            fig.add_traces(scatters)
+        else:
+            for old, new in zip(fig.data, scatters, strict=True):
+                old.update(new.to_plotly_json())
+    return keys
 
 
 def _finite(value: float) -> float | None:
@@ -480,8 +528,8 @@ class SpectrumPanel:
     def overlay_shapes(self, data: PlotData) -> list[dict[str, Any]]:
         """The predicted forward-iteration line as a plotly shape for the residual panel.
 
-        A geometric decay is a straight line on the log axis, so one line shape (in log10
-        coordinates, as plotly wants on log axes) draws it without adding a trace.
+        A geometric decay is a straight line on the log axis, so one line shape between its
+        end points draws it without adding a trace.
         """
         trace = self.controller.rate_trace(data)
         if trace is None or trace.y[0] is None or trace.y[-1] is None:
@@ -493,8 +541,8 @@ class SpectrumPanel:
                 "yref": "y",
                 "x0": trace.x[0],
                 "x1": trace.x[-1],
-                "y0": math.log10(trace.y[0]),
-                "y1": math.log10(trace.y[-1]),
+                "y0": trace.y[0],  # data values: plotly places shapes on log axes by them
+                "y1": trace.y[-1],
                 "line": {"color": trace.color, "dash": "dashdot", "width": trace.width},
                 "name": trace.name,
                 "showlegend": True,
@@ -503,10 +551,8 @@ class SpectrumPanel:
 
     def draw(self) -> None:
         """Copy the plane data and status into the figure."""
-        from .explorer import sync_traces
-
         with self._lock:
-            self._drawn = sync_traces(self.fig, self.controller.plane_data(), self._drawn)
+            self._drawn = replace_traces(self.fig, self.controller.plane_data(), self._drawn)
             snapshot = self.controller.current()
             title = "eigenvalues of J = ∂f/∂z at z*"
             if snapshot is not None:
