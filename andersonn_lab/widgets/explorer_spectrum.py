@@ -556,7 +556,7 @@ class SpectrumPanel:
             snapshot = self.controller.current()
             title = "eigenvalues of J = ∂f/∂z at z*"
             if snapshot is not None:
-                title += f": {snapshot.label}"
+                title += f"<br><sup>{html.escape(snapshot.label)}</sup>"
             self.fig.layout.title.text = title
             self.status.value = (
                 f'<span style="color:#4a148c">{html.escape(self.controller.describe())}</span>'
