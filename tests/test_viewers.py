@@ -335,3 +335,23 @@ def test_docstring_examples_run(module):
     mod = importlib.import_module(f"andersonn_lab.widgets.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_a_failing_selection_callback_is_shown_in_the_viewers_status_line():
+    view = StructureImageView(ASPIRIN, size=16)
+    sv, iv = view.structure, view.image
+    seen: list = []
+
+    def broken(selection) -> None:
+        raise RuntimeError("linked panel gone")
+
+    sv.on_select(broken)
+    sv.on_select(seen.append)  # later callbacks still run
+    sv.handle_click(sv.trace("atoms"), Points(point_inds=[4], xs=[0.0], ys=[0.0]))
+    assert sv.controller.selected == (4,) and seen == [(4,)]
+    assert "linked panel gone" in sv.status.value
+    assert len(iv.fig.layout.shapes) == 6  # the linked image still followed the click
+    iv.on_pixel(broken)
+    atoms = iv.select_pixel(0, 1)
+    assert sv.controller.selected == atoms  # the link ran before the broken callback
+    assert "linked panel gone" in iv.status.value

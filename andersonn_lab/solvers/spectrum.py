@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._checks import check_int, check_real
+from .checks import check_int, check_real
 
 __all__ = [
     "FixedPointSpectrum",
