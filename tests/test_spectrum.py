@@ -245,3 +245,16 @@ def test_result_type_and_jvp():
         jvp(lambda t: torch.from_numpy(np.cos(t.detach().numpy())), v, v)
     with pytest.raises(ValueError, match="no derivative"):
         jacobian_spectrum(lambda t: torch.from_numpy(np.cos(t.detach().numpy())), 0 * v + 0.739)
+
+
+def test_arpack_stopping_early_warns_and_leaves_nan():
+    problem = problems.linear_map(300, spectrum="clustered", radius=0.95)
+    with pytest.warns(SpectrumWarning, match="did not converge"):
+        result = jacobian_spectrum(problem.f, problem.z_star, k=20, method="arnoldi", maxiter=1)
+    values = result.eigenvalues[0]
+    found = ~torch.isnan(values.real)
+    assert int(found.sum()) < 20
+    assert torch.isnan(values[~found].real).all() and not torch.isnan(values[found].real).any()
+    if found.any():  # the found ones come first, and ρ(J) ignores the missing ones
+        assert bool(found[: int(found.sum())].all())
+        assert float(result.spectral_radius[0]) == pytest.approx(float(values[found].abs().max()))

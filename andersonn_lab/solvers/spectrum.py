@@ -555,6 +555,12 @@ def jacobian_spectrum(
     seed:
         Seeds Arnoldi's start vectors and the rate measurement's perturbation.
 
+    Notes
+    -----
+    Arnoldi runs one ARPACK iteration per sample, each in its own thread (the threads only
+    wait for each other; every product is one batched JVP in whichever thread asks last),
+    so memory grows with ``B · ncv · d``: split very large batches into chunks.
+
     Returns
     -------
     FixedPointSpectrum

@@ -192,7 +192,10 @@ class SpectrumController:
         """Identifies the explorer's current problem."""
         settings = self.explorer.settings
         if settings.problem == "custom":
-            return ("custom", id(self.explorer._custom))
+            try:
+                return ("custom", id(self.explorer.problem))
+            except ValueError:  # "custom" selected before a problem was set
+                return ("custom", None)
         return settings.problem_key()
 
     def add_listener(self, listener: Callable[[], None]) -> None:
