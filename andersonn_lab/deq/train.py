@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import random
 import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+from andersonn_lab._warnings import warn
 
 from .checkpoint import (
     CheckpointError,
@@ -553,7 +554,7 @@ def train(
         raise ValueError(f"jacobian_penalty must be a finite number >= 0, got {jacobian_penalty!r}")
     device = resolve_device(device)
     if amp and device.type != "cuda":
-        warnings.warn("amp=True needs CUDA; training in full precision on the CPU", stacklevel=2)
+        warn("amp=True needs CUDA; training in full precision on the CPU")
         amp = False
     train_config = {
         "epochs": epochs,

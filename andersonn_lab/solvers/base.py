@@ -8,12 +8,13 @@ A solver subclass supplies two things: how to propose the next iterate from the 
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from andersonn_lab._warnings import warn
 
 from ._checks import check_beta, check_int, check_real, check_stop_mode
 from .result import SolverResult, SolverWarning, Status
@@ -266,12 +267,11 @@ class FixedPointSolver:
         status = status.cpu()
         diverged = int((status == int(Status.DIVERGED)).sum())
         if diverged:
-            warnings.warn(
+            warn(
                 f"{self.method}: {diverged} of {status.numel()} samples diverged (residual "
                 f"non-finite or grown over {self.divergence_factor:g}x its initial value); "
                 "their best iterate is returned",
                 SolverWarning,
-                stacklevel=2,
             )
         extra = self._result_extra(state)
         return SolverResult(
