@@ -219,12 +219,13 @@ class PlotTrace:
     x, y:
         Coordinates; non-finite ``y`` values are ``None`` (a gap in the line).
     role:
-        ``"current"``, ``"previous"`` (faded history), ``"time"``, ``"nfe"`` or ``"forward"``
-        (the crossover panel's lines).
+        ``"current"``, ``"previous"`` (faded history), ``"time"``, ``"nfe"``, ``"forward"``
+        or ``"unconverged"`` (the crossover panel's lines and its marks of runs that stopped
+        before the tolerance).
     method:
         ``"anderson"`` or ``"forward"``.
-    color, opacity, dash, width, mode, showlegend:
-        Styling.
+    color, opacity, dash, width, mode, showlegend, symbol, size:
+        Styling (``symbol`` and ``size`` of the markers).
     yaxis:
         ``"y"`` or ``"y2"`` (the crossover panel's right axis).
     key:
@@ -245,6 +246,8 @@ class PlotTrace:
     showlegend: bool = True
     yaxis: str = "y"
     key: tuple[Any, ...] = ()
+    symbol: str = "circle"
+    size: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -881,7 +884,12 @@ class ExplorerController:
         return PlotData(tuple(traces), float(self.settings.tol), self.problem_title())
 
     def crossover_data(self) -> tuple[PlotTrace, ...]:
-        """The crossover panel: wall time and nfe against ``m``, and forward's wall time."""
+        """The crossover panel: wall time and nfe against ``m``, and forward's wall time.
+
+        Only converged runs give a wall time to tolerance: a run that stopped at the cap (or
+        diverged) leaves a gap in the time line and is marked with a red x at the time it
+        ran, named as such; a forward reference that did not converge says so in its name.
+        """
         with self._lock:
             points = [p for p in self.sweep_points if p.m is not None]
             forward = [p for p in self.sweep_points if p.m is None]
@@ -889,9 +897,9 @@ class ExplorerController:
         ms = tuple(float(p.m) for p in points)
         traces = [
             PlotTrace(
-                name="Anderson wall time (ms)",
+                name="Anderson wall time to tolerance (ms)",
                 x=ms,
-                y=tuple(1000 * p.wall_time for p in points),
+                y=tuple(1000 * p.wall_time if p.status == "converged" else None for p in points),
                 role="time",
                 method="anderson",
                 color=COLORS["anderson"],
@@ -911,9 +919,12 @@ class ExplorerController:
         ]
         if forward and ms:
             ref = 1000 * forward[0].wall_time
+            name = f"forward wall time ({forward[0].nfe} nfe)"
+            if forward[0].status != "converged":
+                name = f"forward did not converge ({forward[0].status}): ran {ref:.1f} ms"
             traces.append(
                 PlotTrace(
-                    name=f"forward wall time ({forward[0].nfe} nfe)",
+                    name=name,
                     x=(min(ms), max(ms)),
                     y=(ref, ref),
                     role="forward",
@@ -922,6 +933,22 @@ class ExplorerController:
                     dash="dash",
                     mode="lines",
                     key=("forward", *key),
+                )
+            )
+        failed = [p for p in points if p.status != "converged"]
+        if failed:
+            traces.append(
+                PlotTrace(
+                    name="not converged (time until it stopped, not to tolerance)",
+                    x=tuple(float(p.m) for p in failed),
+                    y=tuple(1000 * p.wall_time for p in failed),
+                    role="unconverged",
+                    method="anderson",
+                    color="#d62728",
+                    mode="markers",
+                    symbol="x",
+                    size=10,
+                    key=("unconverged", *key),
                 )
             )
         return tuple(traces)
