@@ -362,3 +362,18 @@ def test_widget_threaded_run_and_stop_button():
     assert result.status_names == ["stopped"]
     assert list(current(ex.fig)[0].y) == result.rel_residuals[:, 0].tolist()
     assert "stopped by the user" in ex.status.value
+
+
+def test_long_runs_are_drawn_thinned_with_their_last_step():
+    """1,000 forward steps at d = 2,000: each redraw sends at most PLOT_POINTS points."""
+    from andersonn_lab.widgets.explorer_controller import PLOT_POINTS
+
+    ex = explorer(problem="linear", dim=2000, method="forward", tol=1e-20, max_iter=1000)
+    ex.run_button.click()
+    [record] = ex.controller.current
+    assert len(record.y) == 1001  # the record keeps every step
+    [line] = current(ex.fig)
+    assert len(line.y) <= PLOT_POINTS and line.x[-1] == 1000
+    assert line.y[-1] == pytest.approx(record.y[-1])
+    ex.run_button.click()  # the first run is now history, thinned the same way
+    assert all(len(trace.y) <= PLOT_POINTS for trace in ex.fig.data)

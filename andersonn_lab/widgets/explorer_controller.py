@@ -297,6 +297,35 @@ def _keep(record: RunRecord) -> bool:
     return result is not None and "stopped" not in result.status_names
 
 
+PLOT_POINTS = 250
+"""Most points drawn per residual line: a 1,000-step run sends every 5th step (and the last),
+so that live redraws stay small and the browser stays free to deliver a Stop click."""
+
+
+def decimate(
+    xs: Sequence[float], ys: Sequence[float], most: int = PLOT_POINTS
+) -> tuple[list[float], list[float]]:
+    """Every k-th point of a line, first and last kept, at most about ``most`` points.
+
+    Examples
+    --------
+    >>> xs = list(range(1001))
+    >>> small_x, small_y = decimate(xs, [float(x) for x in xs], most=250)
+    >>> len(small_x), small_x[:3], small_x[-1], small_y[-1]
+    (201, [0, 5, 10], 1000, 1000.0)
+    >>> decimate([0, 1], [1.0, 0.5])
+    ([0, 1], [1.0, 0.5])
+    """
+    n = len(xs)
+    if n <= most:
+        return list(xs), list(ys)
+    step = -(-(n - 1) // (most - 1))
+    keep = list(range(0, n, step))
+    if keep[-1] != n - 1:
+        keep.append(n - 1)
+    return [xs[i] for i in keep], [ys[i] for i in keep]
+
+
 def _curve(residuals: torch.Tensor) -> list[float]:
     """``(n + 1, B)`` residual trace to one value per step: the batch's worst sample."""
     if residuals.shape[1] == 1:
@@ -842,23 +871,27 @@ class ExplorerController:
     def plot_data(self) -> PlotData:
         """The residual panel: faded previous runs, then the current ones.
 
+        Lines longer than :data:`PLOT_POINTS` are thinned (:func:`decimate`); the records
+        keep every step.
+
         Previous runs come in the order of their ring slot (a new run replaces the oldest
         run's slot, so a drawing layer updates one trace's data and the others' opacity);
         the more recent a run, the less faded.
         """
         with self._lock:
             history = list(self.history)
-            current = [(r, list(r.x), list(r.y)) for r in self.current]
+            current = [(r, len(r.y), *decimate(r.x, r.y)) for r in self.current]
         traces = []
         n = len(history)
         age = {record.run_id: i for i, record in enumerate(history)}
         for record in sorted(history, key=lambda r: r.slot):
             opacity = round(0.12 + 0.33 * (age[record.run_id] + 1) / n, 3)
+            xs, ys = decimate(record.x, record.y)
             traces.append(
                 PlotTrace(
                     name=f"previous: {record.label}",
-                    x=tuple(record.x),
-                    y=tuple(_plain(v) for v in record.y),
+                    x=tuple(xs),
+                    y=tuple(_plain(v) for v in ys),
                     role="previous",
                     method=record.method,
                     color=COLORS.get(record.method, "#555555"),
@@ -869,7 +902,7 @@ class ExplorerController:
                     key=(record.run_id, "previous"),
                 )
             )
-        for record, xs, ys in current:
+        for record, n_points, xs, ys in current:
             traces.append(
                 PlotTrace(
                     name=record.label,
@@ -878,7 +911,7 @@ class ExplorerController:
                     role="current",
                     method=record.method,
                     color=COLORS.get(record.method, "#555555"),
-                    key=(record.run_id, "current", len(ys), record.finished),
+                    key=(record.run_id, "current", n_points, record.finished),
                 )
             )
         return PlotData(tuple(traces), float(self.settings.tol), self.problem_title())
