@@ -156,3 +156,40 @@ def test_invalid_input_reports_status_not_exception(tmp_path):
     bad.run(block=False)  # the error happens in the worker thread
     assert bad.join(timeout=30)
     assert bad.records["a"].state == "failed" and "TypeError" in bad.status.text
+
+
+def _broken(event: str) -> None:
+    if event == "batch":
+        raise RuntimeError("plot backend gone")
+
+
+@pytest.mark.parametrize("threaded", [False, True])
+def test_a_failing_listener_never_loses_the_training_run(threaded):
+    data = _data()
+    board = TrainingDashboard.single(TINY, data, epochs=2, threaded=threaded, interval=0, **FAST)
+    board.controller.add_listener(_broken)
+    board.run(block=not threaded)
+    assert board.join(timeout=60)
+    record = board.records["run"]
+    assert record.state == "done" and len(record.batches) == 4 and len(record.epochs) == 2
+    status = board.controller.status
+    assert status.level == "warning"
+    assert "done" in status.text and "drawing failed on 'batch'" in status.text
+    assert "RuntimeError: plot backend gone" in status.text
+    assert "plot backend gone" in board.status.value  # the widget's status line shows it
+    assert len(board.loss_fig.data[0].y) == 4  # the dashboard's own drawing went on
+
+
+def test_a_failing_figure_is_reported_in_the_status_line_and_training_goes_on(monkeypatch):
+    from andersonn_lab.widgets import dashboard
+
+    def no_drawing(fig, traces):
+        raise ValueError("figure cannot be drawn")
+
+    board = TrainingDashboard.single(TINY, _data(), epochs=1, threaded=False, interval=0, **FAST)
+    monkeypatch.setattr(dashboard, "sync_panel", no_drawing)
+    board.run_button.click()
+    assert board.records["run"].state == "done" and len(board.records["run"].batches) == 2
+    assert "figure cannot be drawn" in board.controller.status.text
+    assert "figure cannot be drawn" in board.status.value
+    assert not board.run_button.disabled

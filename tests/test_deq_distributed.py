@@ -24,7 +24,7 @@ from torch.utils.data import TensorDataset
 from andersonn_lab.deq.checkpoint import read_checkpoint
 from andersonn_lab.deq.classifier import DEQClassifier
 from andersonn_lab.deq.distributed import RankShard, distributed_env, train_distributed
-from andersonn_lab.deq.train import _epoch_order, train
+from andersonn_lab.deq.train import epoch_order, train
 
 # Every sample takes exactly max_iter solver steps (the tolerance is never reached), so a
 # sample's equilibrium does not depend on which other samples share its batch.
@@ -85,10 +85,10 @@ def _free_port() -> int:
 def test_rank_shards_cover_the_global_batches_of_the_single_process_order():
     base = TensorDataset(torch.arange(10))
     shards = [RankShard(base, 4, rank=r, world_size=2, seed=5, epoch=2) for r in (0, 1)]
-    glob = _epoch_order(10, 5, 2)
+    glob = epoch_order(10, 5, 2)
     seen = []
     for shard in shards:
-        local = _epoch_order(len(shard), 5, 2)
+        local = epoch_order(len(shard), 5, 2)
         seen.append([int(shard[i][0]) for i in local])
     # steps: [0:4], [4:8], last chunk of 2 split 1 + 1 (no padding needed)
     assert seen[0] == glob[0:2] + glob[4:6] + glob[8:9]

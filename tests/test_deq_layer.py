@@ -194,3 +194,78 @@ def test_solver_settings_are_validated_and_kept_separate():
     layer(torch.ones(2, 3)).sum().backward()
     assert layer.last_stats.forward.method == "forward"
     assert layer.last_stats.backward.method == "anderson"
+
+
+def _bad_gradient(z: torch.Tensor, value: float) -> torch.Tensor:
+    grad = torch.ones_like(z)
+    grad[0, 0] = value
+    return grad
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("nan")])
+def test_non_finite_incoming_gradient_passes_through_without_a_solve(value):
+    cell, x = _tanh_case()
+    layer = DEQLayer(cell, forward_solver=TIGHT, backward_solver=TIGHT)
+    x = x.clone().requires_grad_()
+    z = layer(x)
+    z.backward(_bad_gradient(z, value))  # used to raise "z0 contains NaN or infinite values"
+    assert layer.last_stats.backward is None  # no adjoint solve ran
+    for grad in [p.grad for p in cell.parameters()] + [x.grad]:
+        assert grad is not None and not bool(torch.isfinite(grad).all())
+    # A finite gradient afterwards is solved as usual.
+    cell.zero_grad()
+    layer(x).sum().backward()
+    assert layer.last_stats.backward is not None
+    assert all(bool(torch.isfinite(p.grad).all()) for p in cell.parameters())
+
+
+def test_grad_scaler_skips_the_step_after_an_overflow_in_the_implicit_backward():
+    torch.manual_seed(0)
+    cell = TanhCell(6, contraction=0.7)  # float32, as under autocast
+    layer = DEQLayer(cell, forward_solver={"tol": 1e-6}, backward_solver={"tol": 1e-6})
+    optimizer = torch.optim.SGD(cell.parameters(), lr=0.1)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**100)
+    before = {k: v.clone() for k, v in cell.state_dict().items()}
+    x = torch.randn(3, 6)
+    weight = torch.ones(3, 6)
+    weight[0, 0] = 1e10  # 2**100 * 1e10 overflows float32: the incoming gradient is inf
+    loss = (layer(x) * weight).sum()
+    scaler.scale(loss).backward()
+    scaler.step(optimizer)  # must skip the step, not raise
+    scaler.update()
+    assert scaler.get_scale() < 2.0**100  # the scaler saw the overflow and backed off
+    for key, value in cell.state_dict().items():
+        assert torch.equal(value, before[key]), key
+    # With a sane scale the next step trains.
+    optimizer.zero_grad()
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**8)
+    scaler.scale((layer(x) ** 2).sum()).backward()
+    scaler.step(optimizer)
+    scaler.update()
+    assert any(not torch.equal(v, before[k]) for k, v in cell.state_dict().items())
+
+
+def test_second_derivative_through_implicit_gradient_raises_a_clear_error():
+    cell, x = _tanh_case()
+    layer = DEQLayer(cell, forward_solver=TIGHT, backward_solver=TIGHT)
+    x = x.clone().requires_grad_()
+    loss = (layer(x) ** 2).sum()
+    # A gradient penalty ‖∂L/∂x‖² needs the backward pass to be differentiable: the
+    # implicit one is not, and used to return a silently wrong second derivative.
+    with pytest.raises(RuntimeError, match="gradient='phantom'"):
+        torch.autograd.grad(loss, x, create_graph=True)
+    # The same penalty through phantom gradients is the penalty of the unrolled steps.
+    layer.configure(gradient="phantom", phantom_steps=4, phantom_damping=1.0)
+    (gx,) = torch.autograd.grad((layer(x) ** 2).sum(), x, create_graph=True)
+    cell.zero_grad()
+    (gx**2).sum().backward()
+    phantom = [p.grad.clone() for p in cell.parameters()]
+    z_star = layer.solve(x).z
+    cell.zero_grad()
+    z = z_star
+    for _ in range(4):
+        z = cell(z, x)
+    (gx_ref,) = torch.autograd.grad((z**2).sum(), x, create_graph=True)
+    (gx_ref**2).sum().backward()
+    reference = [p.grad.clone() for p in cell.parameters()]
+    assert _max_rel_error(phantom, reference) < 1e-12

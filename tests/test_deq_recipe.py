@@ -39,6 +39,23 @@ def test_jacobian_estimate_is_unbiased_and_differentiable():
         jacobian_frobenius(cell, z, x, samples=0)
 
 
+def test_jacobian_estimate_with_one_probe_is_the_squared_norm_of_probe_times_jacobian():
+    # One probe ε per sample, drawn as the estimator draws it (randn_like of f's output):
+    # the estimate is exactly mean_b ‖ε_bᵀ J_b‖² / d with J_b the dense Jacobian.
+    torch.manual_seed(1)
+    cell = TanhCell(7, 3, contraction=0.9).double()
+    z, x = torch.randn(3, 7, dtype=torch.float64), torch.randn(3, 3, dtype=torch.float64)
+    torch.manual_seed(123)
+    probes = torch.randn(3, 7, dtype=torch.float64)
+    torch.manual_seed(123)
+    estimate = float(jacobian_frobenius(cell, z, x, samples=1).detach())
+    want = []
+    for zi, xi, probe in zip(z, x, probes, strict=True):
+        jac = torch.autograd.functional.jacobian(lambda v, xi=xi: cell(v[None], xi[None])[0], zi)
+        want.append(float((probe @ jac).pow(2).sum()) / 7)
+    assert estimate == pytest.approx(sum(want) / 3, rel=1e-12)
+
+
 def _toy(n=32, size=6):
     generator = torch.Generator().manual_seed(0)
     labels = torch.arange(n) % 2
@@ -103,6 +120,7 @@ def test_resuming_with_another_jacobian_penalty_is_refused(tmp_path):
 
 def test_default_recipes_full_and_smoke(monkeypatch):
     monkeypatch.delenv("CI", raising=False)
+    monkeypatch.delenv("ANDERSONN_LAB_SMOKE", raising=False)
     assert not smoke_mode()
     for task in RECIPES:
         full = default_recipe(task)
@@ -115,6 +133,29 @@ def test_default_recipes_full_and_smoke(monkeypatch):
     assert smoke_mode() and default_recipe("drugs").smoke
     with pytest.raises(ValueError, match="unknown task"):
         default_recipe("proteins")
+
+
+@pytest.mark.parametrize(
+    ("smoke", "ci", "expected"),
+    [
+        ("1", None, True),
+        ("yes", None, True),
+        ("0", None, False),
+        ("false", None, False),
+        ("", None, False),
+        (None, "true", True),
+        ("0", "1", True),  # CI keeps working
+        (None, None, False),
+    ],
+)
+def test_smoke_mode_reads_its_own_variable_and_ci(monkeypatch, smoke, ci, expected):
+    for name, value in (("ANDERSONN_LAB_SMOKE", smoke), ("CI", ci)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    assert smoke_mode() is expected
+    assert default_recipe("crystals").smoke is expected
 
 
 def test_with_solver_switches_both_solvers_and_keeps_tolerances():

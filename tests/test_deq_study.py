@@ -182,3 +182,31 @@ def test_window_skip_and_training_cap_come_from_the_recipe_unless_given():
     args = ["--m", "4", "--skip", "0.5", "--train-max-iter", "300"]
     given = st.config_from_args(parser.parse_args(args)).for_task("mofs")
     assert (given.m, given.skip, given.train_max_iter) == (4, 0.5, 300)
+
+
+def test_speedup_ratios_are_the_ratios_of_the_rows_they_come_from(study):
+    result, _, lines = study
+    task = result["tasks"][0]
+    a, f = task["solves"]
+    sp = task["speedup"]
+    columns = {"nfe": "nfe", "time": "time", "steps": "steps_mean"}
+    for phase in ("fwd", "bwd"):
+        for key, column in columns.items():
+            numerator, denominator = f[f"{phase}_{column}"], a[f"{phase}_{column}"]
+            assert numerator is not None and denominator > 0, (phase, key)
+            ratio = sp[f"{phase}_{key}_ratio"]
+            assert ratio == pytest.approx(numerator / denominator, rel=1e-12), (phase, key)
+    # The table prints those ratios, forward over Anderson.
+    assert f"fwd nfe {f['fwd_nfe'] / a['fwd_nfe']:.1f}x per batch" in lines[-1]
+    assert f"bwd nfe {f['bwd_nfe'] / a['bwd_nfe']:.1f}x per batch" in lines[-1]
+    # Training-time ratio: forward's seconds to the target over Anderson's, from the history.
+    training = task["training"]
+    seconds = {}
+    for method in ("anderson", "forward"):
+        reach = st.time_to_target(training[method]["history"], task["target_acc"])
+        assert reach == training[method]["to_target"]
+        seconds[method] = reach["seconds"] if reach["reached"] else None
+    # The default target is the best accuracy both runs reached, so both reach it.
+    assert None not in seconds.values()
+    want = seconds["forward"] / seconds["anderson"]
+    assert task["train_time_ratio"] == pytest.approx(want, rel=1e-12)

@@ -377,3 +377,40 @@ def test_long_runs_are_drawn_thinned_with_their_last_step():
     assert line.y[-1] == pytest.approx(record.y[-1])
     ex.run_button.click()  # the first run is now history, thinned the same way
     assert all(len(trace.y) <= PLOT_POINTS for trace in ex.fig.data)
+
+
+def _broken(event: str) -> None:
+    if event in ("progress", "sweep"):
+        raise RuntimeError("plot backend gone")
+
+
+def test_a_failing_listener_is_reported_in_the_status_and_the_solve_goes_on():
+    ctrl = controller(compare=True)
+    ctrl.add_listener(_broken)
+    seen: list[str] = []
+    ctrl.add_listener(seen.append)  # later listeners still get every event
+    results = ctrl.run()
+    assert [r.method for r in results] == ["forward", "anderson"]
+    assert "progress" in seen and seen[-1] == "finished"
+    assert ctrl.status.level == "warning"
+    assert "converged" in ctrl.status.text  # the run's own summary is kept
+    assert "drawing failed on 'progress': RuntimeError: plot backend gone" in ctrl.status.text
+    points = ctrl.sweep([0, 1])
+    assert [p.m for p in points] == [0, 1, None]
+    assert "sweep" in ctrl.status.text and "drawing failed on 'sweep'" in ctrl.status.text
+
+
+def test_a_failing_figure_shows_in_the_explorer_status_line(monkeypatch):
+    ex = explorer()
+
+    def no_drawing() -> None:
+        raise ValueError("figure cannot be drawn")
+
+    monkeypatch.setattr(ex, "draw_residuals", no_drawing)
+    results = ex.run()
+    assert results and results[0].all_converged
+    assert ex.controller.status.level == "warning"
+    assert "figure cannot be drawn" in ex.status.value
+    monkeypatch.undo()
+    ex.run()  # drawing works again: a clean status
+    assert ex.controller.status.level == "info" and "drawing" not in ex.status.value

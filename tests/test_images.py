@@ -152,6 +152,23 @@ def test_elements_channels_unbonded_pairs_and_missing_electronegativity():
     assert ar[3, 0, 0] == 0 and ar[4, 0, 0] == pytest.approx(1.0) and ar[5, 0, 0] > 0
 
 
+def test_elements_channels_of_a_bond_to_an_atom_without_electronegativity():
+    # Rock salt with Cl replaced by Ar (no Pauling value), bonded by a wide cutoff.
+    atoms = bulk("NaCl", "rocksalt", a=5.64)
+    atoms.set_chemical_symbols(["Na", "Ar"])
+    g = from_atoms(atoms, cutoff_scale=1.1)
+    assert g.has_edge(0, 1)
+    img = _image(g, "elements", 3)
+    assert image_atom_order(g) == [1, 0]  # Ar (heavier) is row 0, Na row 1
+    # Hand-computed: no electronegativity difference exists for the Ar-Na bond, so its
+    # pixels hold 0 (not |0.93 - 0| / 4); the diagonal holds Na's 0.93 / 4 and Ar's 0.
+    np.testing.assert_allclose(img[3, :2, :2], [[0.0, 0.0], [0.0, 0.93 / 4]], rtol=1e-6)
+    # Bonded pixels of group and period hold the neighbour's (column atom's) values.
+    np.testing.assert_allclose(img[4, :2, :2], [[18 / 18, 1 / 18], [18 / 18, 1 / 18]], rtol=1e-6)
+    np.testing.assert_allclose(img[5, :2, :2], np.full((2, 2), 3 / 7), rtol=1e-6)
+    assert np.all(img[3:, 2, :] == 0) and np.all(img[3:, :, 2] == 0)
+
+
 @pytest.mark.parametrize(
     ("atoms", "odd"),
     [

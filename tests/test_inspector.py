@@ -243,3 +243,20 @@ def test_widget_without_viewers_and_neighbors_encoding():
     assert inspector.viewer_box.children == ()
     assert inspector.select_structure("mol9") is None  # not in the train split
     assert "unknown id" in inspector.controller.status.text
+
+
+def test_a_drawing_failure_is_reported_in_the_inspector_status_line(task, monkeypatch):
+    inspector = MisclassificationInspector(_model(), task, viewers={})
+
+    def no_drawing(detail) -> None:
+        raise ValueError("figure cannot be drawn")
+
+    monkeypatch.setattr(inspector, "draw_detail", no_drawing)
+    entry = inspector.controller.ids[0]
+    detail = inspector.select_structure(entry)  # used to raise into the kernel
+    assert detail is not None and detail.id == entry
+    assert inspector.controller.status.level == "warning"
+    assert "figure cannot be drawn" in inspector.status.value
+    t, p = int(inspector.controller.labels[0]), int(inspector.controller.predicted[0])
+    assert inspector.select_cell(t, p)  # through the structures observer: no exception
+    assert "figure cannot be drawn" in inspector.status.value

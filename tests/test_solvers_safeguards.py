@@ -173,18 +173,6 @@ def test_batched_equals_one_by_one(method):
         torch.testing.assert_close(single.z[0], batched.z[i], rtol=1e-12, atol=1e-13)
 
 
-def test_per_sample_beta_equals_separate_runs():
-    problem = problems.affine_contraction(0.8, dim=6, batch=2)
-    beta = torch.tensor([1.0, 0.6], dtype=torch.float64)
-    both = problem.solve(method="anderson", m=3, beta=beta, tol=1e-10, max_iter=300)
-    for i, b in enumerate(beta.tolist()):
-        alone = solve(
-            _sample_map(problem, i), problem.z0[i : i + 1], m=3, beta=b, tol=1e-10, max_iter=300
-        )
-        assert int(alone.n_steps[0]) == int(both.n_steps[i])
-        torch.testing.assert_close(alone.z[0], both.z[i], rtol=1e-12, atol=1e-13)
-
-
 def test_max_weight_cap_restarts():
     problem = problems.linear_map(30, spectrum="disk", radius=0.95, batch=2)
     result = problem.solve(method="anderson", m=8, lam=0.0, max_weight=1.0, tol=1e-8, max_iter=400)

@@ -354,3 +354,23 @@ def test_image_viewer_draws_empty_pixels_and_channels_white_and_fits_its_panels(
     assert viewer.fig.layout.width == figure_width(3, viewer.fig.layout.height) < 800
     viewer.encoding.value = "electrons"  # seven panels in three rows: still no wider
     assert viewer.fig.layout.width == figure_width(7, viewer.fig.layout.height) < 800
+
+
+def test_a_failing_selection_callback_is_shown_in_the_viewers_status_line():
+    view = StructureImageView(ASPIRIN, size=16)
+    sv, iv = view.structure, view.image
+    seen: list = []
+
+    def broken(selection) -> None:
+        raise RuntimeError("linked panel gone")
+
+    sv.on_select(broken)
+    sv.on_select(seen.append)  # later callbacks still run
+    sv.handle_click(sv.trace("atoms"), Points(point_inds=[4], xs=[0.0], ys=[0.0]))
+    assert sv.controller.selected == (4,) and seen == [(4,)]
+    assert "linked panel gone" in sv.status.value
+    assert len(iv.fig.layout.shapes) == 6  # the linked image still followed the click
+    iv.on_pixel(broken)
+    atoms = iv.select_pixel(0, 1)
+    assert sv.controller.selected == atoms  # the link ran before the broken callback
+    assert "linked panel gone" in iv.status.value

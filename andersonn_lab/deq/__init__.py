@@ -20,11 +20,19 @@ True
 from .cells import ContractiveCell, ResNetCell, TanhCell
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .classifier import DEQClassifier
-from .gradients import GRADIENTS
+from .gradients import (
+    GRADIENTS,
+    Gradient,
+    ImplicitGradient,
+    OneStepGradient,
+    PhantomGradient,
+    make_gradient,
+)
 from .layer import SOLVER_KEYS, DEQLayer, DEQStats, SolveStats
 from .train import (
     NonFiniteLossError,
     SolverStatsCollector,
+    TrainConfig,
     TrainResult,
     evaluate,
     plot_history,
@@ -40,14 +48,20 @@ __all__ = [
     "DEQClassifier",
     "DEQLayer",
     "DEQStats",
+    "Gradient",
+    "ImplicitGradient",
     "NonFiniteLossError",
+    "OneStepGradient",
+    "PhantomGradient",
     "ResNetCell",
     "SolveStats",
     "SolverStatsCollector",
     "TanhCell",
+    "TrainConfig",
     "TrainResult",
     "evaluate",
     "load_checkpoint",
+    "make_gradient",
     "plot_history",
     "predict",
     "save_checkpoint",

@@ -17,6 +17,7 @@ import inspect
 import json
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -326,6 +327,28 @@ def run_train(args: argparse.Namespace) -> int:
         f"{last.get('fwd_iter_max', 0)} max; run folder {run_dir}"
     )
     return 0
+
+
+def distributed_main(argv: Sequence[str] | None = None) -> int:
+    """``torchrun -m andersonn_lab.deq.distributed ...``: the train command under DDP.
+
+    Takes the options of ``andersonn-lab train`` (``--batch-size`` is the global batch) and
+    shuts the process group down at the end.
+    """
+    import torch.distributed as dist
+
+    parser = argparse.ArgumentParser(
+        prog="torchrun --nproc_per_node=N -m andersonn_lab.deq.distributed",
+        description="Train a DEQ classifier with DistributedDataParallel (options of "
+        "andersonn-lab train; --batch-size is the global batch).",
+    )
+    add_train_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run_train(args)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser) -> None:

@@ -37,13 +37,12 @@ batch cannot be cut evenly, it is padded with samples from the start of that epo
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +52,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import Dataset
 
-from .train import TrainResult, _epoch_order, resolve_device, train
+from .train import TrainConfig, TrainResult, epoch_order, resolve_device, train
 
 __all__ = [
     "DistributedEnv",
@@ -61,7 +60,6 @@ __all__ = [
     "RankShard",
     "distributed_env",
     "init_distributed",
-    "main",
     "train_distributed",
 ]
 
@@ -174,10 +172,10 @@ class RankShard(Dataset):
     """This rank's share of every global batch of a seeded epoch order.
 
     :func:`~andersonn_lab.deq.train.train` visits its dataset in the order
-    ``_epoch_order(len(dataset), seed, epoch)`` in batches of the per-rank size. A
+    ``epoch_order(len(dataset), seed, epoch)`` in batches of the per-rank size. A
     ``RankShard`` arranges its items so that this order yields, at step ``k``, slice
     ``rank`` of global batch ``k`` of the single-process order
-    ``_epoch_order(len(base), seed, epoch)``. Set :attr:`epoch` before each epoch (an
+    ``epoch_order(len(base), seed, epoch)``. Set :attr:`epoch` before each epoch (an
     epoch-end callback of :class:`_EpochFollower` does it).
 
     Parameters
@@ -242,8 +240,8 @@ class RankShard(Dataset):
     def epoch(self, epoch: int) -> None:
         if epoch == self._epoch:
             return
-        glob = _epoch_order(self.n_base, self.seed, epoch)
-        local = _epoch_order(self._length, self.seed, epoch)
+        glob = epoch_order(self.n_base, self.seed, epoch)
+        local = epoch_order(self._length, self.seed, epoch)
         full = (self.steps - 1) * self.local_batch
         tail = glob[(self.steps - 1) * self.batch_size :] + glob[: self.padding]
         mapping = [0] * self._length
@@ -282,16 +280,12 @@ def train_distributed(
     model: nn.Module,
     train_set: Dataset,
     val_set: Dataset | None = None,
+    train_config: TrainConfig | None = None,
     *,
-    batch_size: int = 32,
-    device: str | torch.device = "auto",
-    seed: int = 0,
-    run_dir: str | Path | None = None,
-    resume: bool = False,
-    progress: bool = True,
     callbacks: Sequence[Any] = (),
+    config: Mapping[str, Any] | None = None,
     find_unused_parameters: bool = False,
-    **train_options: Any,
+    **options: Any,
 ) -> TrainResult:
     """:func:`~andersonn_lab.deq.train.train` across the processes of a ``torchrun`` job.
 
@@ -305,18 +299,18 @@ def train_distributed(
     train_set, val_set:
         The whole sets (each rank trains on its slices of every global batch; every rank
         evaluates the whole validation set).
-    batch_size:
-        The global batch (divisible by the number of processes).
-    device:
-        ``"auto"``: ``cuda:LOCAL_RANK`` if CUDA is available, else the CPU.
-    seed, progress, callbacks:
-        As in :func:`train`; the progress bar is shown by rank 0 only.
-    run_dir, resume:
-        As in :func:`train`; only rank 0 writes ``run_dir``.
+    train_config:
+        A :class:`~andersonn_lab.deq.train.TrainConfig`, as in :func:`train`, except:
+        ``batch_size`` is the global batch (divisible by the number of processes);
+        ``device="auto"`` means ``cuda:LOCAL_RANK`` if CUDA is available, else the CPU;
+        the progress bar is shown by rank 0 only, and only rank 0 writes ``run_dir``.
+    callbacks, config:
+        As in :func:`train`.
     find_unused_parameters:
         Passed to DistributedDataParallel.
-    **train_options:
-        Other :func:`train` keyword arguments (``epochs``, ``lr``, ``scheduler``...).
+    **options:
+        Fields of :class:`~andersonn_lab.deq.train.TrainConfig` (``epochs``, ``lr``,
+        ``batch_size``...), replacing those of ``train_config``.
 
     Returns
     -------
@@ -335,26 +329,18 @@ def train_distributed(
     >>> len(result.history)
     1
     """
-    env, resolved = init_distributed(device)
+    cfg = train_config if train_config is not None else TrainConfig()
+    if options:
+        cfg = replace(cfg, **options)
+    env, resolved = init_distributed(cfg.device)
     if not env.is_distributed:
-        return train(
-            model,
-            train_set,
-            val_set,
-            batch_size=batch_size,
-            device=resolved,
-            seed=seed,
-            run_dir=run_dir,
-            resume=resume,
-            progress=progress,
-            callbacks=callbacks,
-            **train_options,
-        )
-    run_path = Path(run_dir) if run_dir is not None else None
+        cfg = replace(cfg, device=resolved)
+        return train(model, train_set, val_set, cfg, callbacks=callbacks, config=config)
+    run_path = Path(cfg.run_dir) if cfg.run_dir is not None else None
     last = None if run_path is None else run_path / "checkpoints" / "last.pt"
     start_epoch, occupied = 0, 0
     if env.is_main and last is not None and last.exists():
-        if resume:
+        if cfg.resume:
             start_epoch = _completed_epochs(last)
         else:
             occupied = 1
@@ -370,10 +356,10 @@ def train_distributed(
         )
     shard = RankShard(
         train_set,
-        batch_size,
+        cfg.batch_size,
         rank=env.rank,
         world_size=env.world_size,
-        seed=seed,
+        seed=cfg.seed,
         epoch=start_epoch + 1,
     )
     model.to(resolved)
@@ -396,18 +382,20 @@ def train_distributed(
     else:
         rank_dir = None
     try:
+        rank_config = replace(
+            cfg,
+            batch_size=cfg.batch_size // env.world_size,
+            device=resolved,
+            run_dir=rank_dir,
+            progress=cfg.progress and env.is_main,
+        )
         result = train(
             wrapped,
             shard,
             val_set,
-            batch_size=batch_size // env.world_size,
-            device=resolved,
-            seed=seed,
-            run_dir=rank_dir,
-            resume=resume,
-            progress=progress and env.is_main,
+            rank_config,
             callbacks=[_EpochFollower(shard), *callbacks],
-            **train_options,
+            config=config,
         )
     finally:
         if scratch is not None:
@@ -418,23 +406,9 @@ def train_distributed(
     return result
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m andersonn_lab.deq.distributed`` (under ``torchrun``): train with DDP."""
-    from .cli import add_train_arguments, run_train
-
-    parser = argparse.ArgumentParser(
-        prog="torchrun --nproc_per_node=N -m andersonn_lab.deq.distributed",
-        description="Train a DEQ classifier with DistributedDataParallel (options of "
-        "andersonn-lab train; --batch-size is the global batch).",
-    )
-    add_train_arguments(parser)
-    args = parser.parse_args(argv)
-    try:
-        return run_train(args)
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    # ``torchrun -m andersonn_lab.deq.distributed``: the train command (its entry point
+    # lives with the other command-line handlers, which import this module).
+    from andersonn_lab.deq.cli import distributed_main
+
+    raise SystemExit(distributed_main())

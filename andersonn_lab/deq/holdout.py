@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from andersonn_lab.solvers._checks import check_int
+from andersonn_lab.solvers.checks import check_int
 
 from .train import predict
 

@@ -13,14 +13,22 @@ from torch import nn
 from torch.nn.utils import parametrize
 from torch.utils.hooks import RemovableHandle
 
-from andersonn_lab.solvers import SolverResult, make_solver
+from andersonn_lab.solvers import (
+    SOLVERS,
+    FixedPointSolver,
+    SolverResult,
+    make_solver,
+    solver_options,
+)
 
 from .gradients import (
+    DEFAULT_BACKWARD_SOLVER,
     GRADIENTS,
-    implicit_attach,
+    Gradient,
+    ImplicitGradient,
+    OneStepGradient,
+    PhantomGradient,
     jacobian_frobenius,
-    one_step_attach,
-    phantom_attach,
 )
 
 __all__ = [
@@ -31,28 +39,19 @@ __all__ = [
     "DEQStats",
     "SolveStats",
     "check_solver_settings",
+    "solver_from_settings",
 ]
 
-SOLVER_KEYS = (
-    "method",
-    "m",
-    "beta",
-    "lam",
-    "tol",
-    "max_iter",
-    "stop_mode",
-    "safeguard",
-    "max_weight",
-    "divergence_factor",
-    "check_every",
-)
-"""Settings a forward or backward solver accepts (see :func:`andersonn_lab.solvers.solve`)."""
+SOLVER_KEYS = ("method", *solver_options())
+"""Settings a forward or backward solver accepts: ``method`` and the solvers' options (the
+fields of :class:`~andersonn_lab.solvers.Anderson` and
+:class:`~andersonn_lab.solvers.ForwardIteration`)."""
+
+SolverSpec = FixedPointSolver | Mapping[str, Any]
+"""A solver as an object (``Anderson(m=2)``) or as a dict of settings (``{"m": 2}``)."""
 
 DEFAULT_FORWARD_SOLVER: dict[str, Any] = {"method": "anderson", "tol": 1e-4, "max_iter": 30}
 """Forward-solver settings that apply unless given (Anderson's window defaults to 5)."""
-
-DEFAULT_BACKWARD_SOLVER: dict[str, Any] = {"method": "anderson", "tol": 1e-4, "max_iter": 30}
-"""Backward (adjoint) solver settings that apply unless given."""
 
 
 def check_solver_settings(
@@ -73,8 +72,8 @@ def check_solver_settings(
     >>> check_solver_settings("forward_solver", {"window": 3}, {})
     Traceback (most recent call last):
     ...
-    ValueError: forward_solver: unknown setting 'window'; allowed: method, m, beta, lam, \
-tol, max_iter, stop_mode, safeguard, max_weight, divergence_factor, check_every
+    ValueError: forward_solver: unknown setting 'window'; allowed: method, beta, tol, \
+max_iter, stop_mode, divergence_factor, check_every, m, lam, safeguard, max_weight
     """
     if settings is None:
         settings = {}
@@ -88,16 +87,39 @@ tol, max_iter, stop_mode, safeguard, max_weight, divergence_factor, check_every
             f"allowed: {', '.join(SOLVER_KEYS)}"
         )
     merged = {**defaults, **settings}
-    if merged.get("method") == "forward" and "method" in settings:
-        # Defaults meant for Anderson do not follow the caller to forward iteration.
-        for key in ("m", "lam", "safeguard", "max_weight"):
-            if key not in settings:
-                merged.pop(key, None)
+    if "method" in settings and settings["method"] in SOLVERS:
+        # Defaults meant for another method do not follow the caller to this one.
+        used = solver_options(settings["method"])
+        for key in defaults:
+            if key not in settings and key != "method" and key not in used:
+                merged.pop(key)
+    solver_from_settings(name, merged)
+    return merged
+
+
+def solver_from_settings(name: str, settings: Mapping[str, Any]) -> FixedPointSolver:
+    """Build the solver that checked ``settings`` describe; errors name ``name``.
+
+    Examples
+    --------
+    >>> solver_from_settings("backward_solver", {"method": "anderson", "m": 2})
+    Anderson(beta=1.0, tol=0.0001, max_iter=50, stop_mode='rel', divergence_factor=1000000.0, \
+check_every=None, m=2, lam=0.0001, safeguard=10.0, max_weight=10000.0)
+    """
     try:
-        make_solver(**merged)
+        return make_solver(**settings)
     except (TypeError, ValueError) as err:
         raise ValueError(f"{name}: {err}") from None
-    return merged
+
+
+def _solver_and_settings(
+    name: str, spec: SolverSpec, defaults: Mapping[str, Any]
+) -> tuple[FixedPointSolver, dict[str, Any]]:
+    """A solver object and its settings dict, from an object or from settings."""
+    if isinstance(spec, FixedPointSolver):
+        return spec, spec.as_dict()
+    settings = check_solver_settings(name, spec, defaults)
+    return solver_from_settings(name, settings), settings
 
 
 @dataclass(frozen=True)
@@ -218,13 +240,16 @@ class DEQLayer(nn.Module):
     """Deep equilibrium layer: returns the fixed point ``z*`` of ``z = f(z, x)``.
 
     The forward solve runs without autograd (a solver from :mod:`andersonn_lab.solvers`);
-    the result is then attached to the graph according to ``gradient``:
+    the result is then attached to the graph according to ``gradient`` (an object from
+    :mod:`andersonn_lab.deq.gradients`, or its name):
 
-    * ``"implicit"`` (default): one more call ``f(z*, x)`` with autograd; its backward pass
-      solves the adjoint fixed point ``u = J_f(z*)ᵀ u + g`` with the backward solver.
-    * ``"phantom"``: ``phantom_steps`` damped unrolled steps from ``z*`` (factor
-      ``phantom_damping``), backpropagated through.
-    * ``"one_step"``: one call ``f(z*, x)`` with ``z*`` detached (Jacobian-free).
+    * :class:`~andersonn_lab.deq.gradients.ImplicitGradient` (``"implicit"``, default): one
+      more call ``f(z*, x)`` with autograd; its backward pass solves the adjoint fixed point
+      ``u = J_f(z*)ᵀ u + g`` with the backward solver.
+    * :class:`~andersonn_lab.deq.gradients.PhantomGradient` (``"phantom"``): ``steps``
+      damped unrolled steps from ``z*`` (factor ``damping``), backpropagated through.
+    * :class:`~andersonn_lab.deq.gradients.OneStepGradient` (``"one_step"``): one call
+      ``f(z*, x)`` with ``z*`` detached (Jacobian-free).
 
     Without gradient tracking (``torch.no_grad()``, or nothing requires grad) the layer
     returns ``z*`` itself. A solve that does not converge never raises: it is recorded in
@@ -234,13 +259,19 @@ class DEQLayer(nn.Module):
     ----------
     cell:
         Module computing ``f(z, x)``; must return a tensor shaped like ``z``.
+    solver:
+        The forward solver as an object, e.g. ``Anderson(m=2, tol=1e-6)`` (taken as it is);
+        or give ``forward_solver`` instead.
     forward_solver, backward_solver:
-        Solver settings (keys of :data:`SOLVER_KEYS`), merged over
+        Solver objects, or solver settings (keys of :data:`SOLVER_KEYS`) merged over
         :data:`DEFAULT_FORWARD_SOLVER` / :data:`DEFAULT_BACKWARD_SOLVER`.
     gradient:
-        ``"implicit"``, ``"phantom"`` or ``"one_step"``.
+        A gradient object, e.g. ``PhantomGradient(steps=5, damping=0.8)`` or
+        ``ImplicitGradient(Anderson(tol=1e-6))`` (whose solver is then the backward
+        solver); or its name, ``"implicit"``, ``"phantom"`` or ``"one_step"``.
     phantom_steps, phantom_damping:
-        Steps and damping of the phantom gradient.
+        Steps (default 5) and damping (default 0.8) of the phantom gradient, for the string
+        form.
 
     Attributes
     ----------
@@ -263,17 +294,26 @@ class DEQLayer(nn.Module):
     >>> z.sum().backward()
     >>> layer.last_stats.forward.all_converged, layer.last_stats.backward.nfe > 0
     (True, True)
+    >>> from andersonn_lab.solvers import Anderson, ForwardIteration
+    >>> layer = DEQLayer(TanhCell(4), solver=Anderson(m=2), backward_solver=ForwardIteration())
+    >>> layer.solver.m, layer.forward_solver["method"], layer.backward_solver["method"]
+    (2, 'anderson', 'forward')
+    >>> from andersonn_lab.deq.gradients import PhantomGradient
+    >>> layer = DEQLayer(TanhCell(4), gradient=PhantomGradient(steps=3))
+    >>> layer.gradient, layer.gradient_rule
+    ('phantom', PhantomGradient(steps=3, damping=0.8))
     """
 
     def __init__(
         self,
         cell: nn.Module,
         *,
-        forward_solver: Mapping[str, Any] | None = None,
-        backward_solver: Mapping[str, Any] | None = None,
-        gradient: str = "implicit",
-        phantom_steps: int = 5,
-        phantom_damping: float = 0.8,
+        solver: FixedPointSolver | None = None,
+        forward_solver: SolverSpec | None = None,
+        backward_solver: SolverSpec | None = None,
+        gradient: Gradient | str = "implicit",
+        phantom_steps: int | None = None,
+        phantom_damping: float | None = None,
     ) -> None:
         super().__init__()
         if not isinstance(cell, nn.Module):
@@ -283,9 +323,15 @@ class DEQLayer(nn.Module):
         self.track_jacobian = False
         self.last_jacobian: torch.Tensor | None = None
         self._stats_hooks: OrderedDict[int, StatsHook] = OrderedDict()
+        self._gradient_name = "implicit"
+        self._phantom = PhantomGradient()
+        implicit_solver = isinstance(gradient, ImplicitGradient) and gradient.solver is not None
         self.configure(
-            forward_solver=forward_solver or {},
-            backward_solver=backward_solver or {},
+            solver=solver,
+            forward_solver={} if forward_solver is None and solver is None else forward_solver,
+            backward_solver={}
+            if backward_solver is None and not implicit_solver
+            else backward_solver,
             gradient=gradient,
             phantom_steps=phantom_steps,
             phantom_damping=phantom_damping,
@@ -294,15 +340,18 @@ class DEQLayer(nn.Module):
     def configure(
         self,
         *,
-        forward_solver: Mapping[str, Any] | None = None,
-        backward_solver: Mapping[str, Any] | None = None,
-        gradient: str | None = None,
+        solver: FixedPointSolver | None = None,
+        forward_solver: SolverSpec | None = None,
+        backward_solver: SolverSpec | None = None,
+        gradient: Gradient | str | None = None,
         phantom_steps: int | None = None,
         phantom_damping: float | None = None,
     ) -> DEQLayer:
         """Change solvers or gradient mode; arguments left as None are kept.
 
-        New solver settings replace the old ones entirely (merged over the defaults).
+        New solver settings replace the old ones entirely (merged over the defaults); a
+        solver object (``solver`` or ``forward_solver``, ``backward_solver``) is used as is.
+        The phantom gradient's settings are kept while another gradient is in use.
 
         Examples
         --------
@@ -311,29 +360,81 @@ class DEQLayer(nn.Module):
         >>> layer.forward_solver["method"]
         'forward'
         """
+        if solver is not None:
+            if forward_solver is not None:
+                raise TypeError("give the forward solver as solver or forward_solver, not both")
+            if not isinstance(solver, FixedPointSolver):
+                raise TypeError(
+                    f"solver must be a FixedPointSolver such as Anderson(m=2), got "
+                    f"{type(solver).__name__}; give settings as forward_solver"
+                )
+            forward_solver = solver
         if forward_solver is not None:
-            self._forward_solver = check_solver_settings(
+            self._forward, self._forward_solver = _solver_and_settings(
                 "forward_solver", forward_solver, DEFAULT_FORWARD_SOLVER
             )
+        if isinstance(gradient, ImplicitGradient) and gradient.solver is not None:
+            if backward_solver is not None:
+                raise TypeError(
+                    "give the backward solver as backward_solver or as ImplicitGradient(solver), "
+                    "not both"
+                )
+            backward_solver = gradient.solver
         if backward_solver is not None:
-            self._backward_solver = check_solver_settings(
+            self._backward, self._backward_solver = _solver_and_settings(
                 "backward_solver", backward_solver, DEFAULT_BACKWARD_SOLVER
             )
-        if gradient is not None:
+        if isinstance(gradient, PhantomGradient):
+            for name, value in (
+                ("phantom_steps", phantom_steps),
+                ("phantom_damping", phantom_damping),
+            ):
+                if value is not None and value != getattr(gradient, name.removeprefix("phantom_")):
+                    raise TypeError(f"{name}={value!r} disagrees with gradient={gradient!r}")
+            self._phantom = gradient
+        elif phantom_steps is not None or phantom_damping is not None:
+            steps = self._phantom.steps if phantom_steps is None else phantom_steps
+            damping = self._phantom.damping if phantom_damping is None else phantom_damping
+            try:
+                self._phantom = PhantomGradient(steps=steps, damping=damping)
+            except ValueError as err:
+                raise ValueError(f"phantom_{err}") from None
+        if isinstance(gradient, Gradient):
+            self._gradient_name = gradient.name
+        elif gradient is not None:
             if gradient not in GRADIENTS:
                 raise ValueError(f"gradient must be one of {GRADIENTS}, got {gradient!r}")
-            self.gradient = gradient
-        if phantom_steps is not None:
-            if isinstance(phantom_steps, bool) or not isinstance(phantom_steps, int):
-                raise ValueError(f"phantom_steps must be an integer >= 1, got {phantom_steps!r}")
-            if phantom_steps < 1:
-                raise ValueError(f"phantom_steps must be >= 1, got {phantom_steps}")
-            self.phantom_steps = phantom_steps
-        if phantom_damping is not None:
-            if not 0.0 < float(phantom_damping) <= 1.0:
-                raise ValueError(f"phantom_damping must be in (0, 1], got {phantom_damping!r}")
-            self.phantom_damping = float(phantom_damping)
+            self._gradient_name = gradient
         return self
+
+    @property
+    def gradient(self) -> str:
+        """The gradient's name: ``"implicit"``, ``"phantom"`` or ``"one_step"``."""
+        return self._gradient_name
+
+    @property
+    def gradient_rule(self) -> Gradient:
+        """The gradient object in use (an implicit one carries the backward solver)."""
+        if self._gradient_name == "implicit":
+            return ImplicitGradient(self._backward)
+        if self._gradient_name == "phantom":
+            return self._phantom
+        return OneStepGradient()
+
+    @property
+    def phantom_steps(self) -> int:
+        """Steps of the phantom gradient."""
+        return self._phantom.steps
+
+    @property
+    def phantom_damping(self) -> float:
+        """Damping of the phantom gradient."""
+        return self._phantom.damping
+
+    @property
+    def solver(self) -> FixedPointSolver:
+        """The forward solver object."""
+        return self._forward
 
     @property
     def forward_solver(self) -> dict[str, Any]:
@@ -386,7 +487,7 @@ class DEQLayer(nn.Module):
 
         # Parametrised weights (weight norm) are computed once per solve, not once per step.
         with torch.no_grad(), parametrize.cached():
-            return make_solver(**self._forward_solver).run(f, z0.detach())
+            return self._forward.run(f, z0.detach())
 
     def forward(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:
         """Solve for ``z*`` from ``z0`` (default zeros shaped like ``x``) and attach gradients."""
@@ -406,18 +507,12 @@ class DEQLayer(nn.Module):
             return z_star
         if self.track_jacobian:
             self.last_jacobian = jacobian_frobenius(self.cell, z_star, x)
-        if self.gradient == "one_step":
-            return one_step_attach(self.cell, z_star, x)
-        if self.gradient == "phantom":
-            return phantom_attach(
-                self.cell, z_star, x, steps=self.phantom_steps, damping=self.phantom_damping
-            )
 
         def report(adjoint: SolverResult, wall_time: float) -> None:
             stats.backward = SolveStats.from_result(adjoint, wall_time)
             self._emit("backward", stats)
 
-        return implicit_attach(self.cell, z_star, x, self._backward_solver, report)
+        return self.gradient_rule.attach(self.cell, z_star, x, report)
 
     def extra_repr(self) -> str:
         return (

@@ -2,9 +2,10 @@
 
 A :class:`Recipe` holds everything needed to go from a task name to a trained classifier:
 image settings, the model, the fixed-point solvers and the optimiser. :func:`default_recipe`
-returns the recipe behind the accuracies reported in the README; ``smoke=True`` (or the
-environment variable ``CI`` being set) gives a much smaller version of it that trains in
-seconds, for tests and notebooks under continuous integration.
+returns the recipe behind the accuracies reported in the README; ``smoke=True`` (or
+:func:`smoke_mode`: the environment variable ``ANDERSONN_LAB_SMOKE`` or ``CI`` being set)
+gives a much smaller version of it that trains in seconds, for tests and for notebooks run
+under ``pytest`` (the repository's ``conftest.py`` sets ``ANDERSONN_LAB_SMOKE`` for them).
 
 Examples
 --------
@@ -32,19 +33,31 @@ from .train import TrainResult, evaluate, train
 
 __all__ = ["RECIPES", "Fit", "Recipe", "default_recipe", "smoke_mode"]
 
-SMOKE_VARIABLE = "CI"
-"""Environment variable that switches recipes to their smoke setting when set (non-empty)."""
+SMOKE_VARIABLE = "ANDERSONN_LAB_SMOKE"
+"""Environment variable that switches recipes and notebooks to their smoke setting when set
+(non-empty and not ``0``, ``false`` or ``no``). The repository's ``conftest.py`` sets it while
+``pytest`` runs the notebooks, so that the test command always takes the small path."""
+
+CI_VARIABLE = "CI"
+"""Set (non-empty) by continuous-integration services; it also selects the smoke setting."""
+
+_OFF = ("", "0", "false", "no", "off")
 
 
 def smoke_mode() -> bool:
-    """True when the environment variable ``CI`` is set to a non-empty value.
+    """True when ``ANDERSONN_LAB_SMOKE`` is set (not to ``0``/``false``/``no``/``off``) or
+    ``CI`` is set to a non-empty value.
+
+    A notebook run by hand, with neither variable set, runs its full recipe.
 
     Examples
     --------
     >>> isinstance(smoke_mode(), bool)
     True
     """
-    return bool(os.environ.get(SMOKE_VARIABLE, "").strip())
+    if os.environ.get(SMOKE_VARIABLE, "").strip().lower() not in _OFF:
+        return True
+    return bool(os.environ.get(CI_VARIABLE, "").strip())
 
 
 _SOLVER = {"method": "anderson", "m": 2, "beta": 1.0, "tol": 1e-4, "max_iter": 40}

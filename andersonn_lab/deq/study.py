@@ -58,7 +58,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from ..solvers import Anderson
 from .classifier import DEQClassifier
-from .train import SolverStatsCollector, resolve_device, train
+from .train import SolverStatsCollector, TrainConfig, resolve_device, train
 
 __all__ = [
     "LITERATURE_TRAIN_SPEEDUP",
@@ -218,7 +218,7 @@ _FALLBACK: dict[str, Any] = {
         DEQClassifier,
         ("channels", "hidden", "groups", "pool", "cell", "contraction", "skip", "weight_std"),
     ),
-    **_defaults(train, ("epochs", "batch_size", "lr", "jacobian_penalty")),
+    **_defaults(TrainConfig, ("epochs", "batch_size", "lr", "jacobian_penalty")),
     **_defaults(Anderson, ("m",)),
     "train_tol": 1e-4,
     "train_max_iter": 100,

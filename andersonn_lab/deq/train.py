@@ -27,7 +27,7 @@ import math
 import random
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ from .layer import DEQLayer, DEQStats
 __all__ = [
     "NonFiniteLossError",
     "SolverStatsCollector",
+    "TrainConfig",
     "TrainResult",
     "evaluate",
     "plot_history",
@@ -439,8 +440,19 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
-    """Shuffled sample order of ``epoch``, a function of the seed and the epoch only."""
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """Shuffled sample order of ``epoch``, a function of the seed and the epoch only.
+
+    :func:`train` visits the training set in this order; the distributed trainer cuts it
+    into per-rank slices.
+
+    Examples
+    --------
+    >>> epoch_order(5, seed=0, epoch=1) == epoch_order(5, seed=0, epoch=1)
+    True
+    >>> sorted(epoch_order(5, seed=0, epoch=1))
+    [0, 1, 2, 3, 4]
+    """
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(n, generator=generator).tolist()
 
@@ -451,37 +463,12 @@ def _check_positive_int(name: str, value: Any) -> int:
     return value
 
 
-def train(
-    model: nn.Module,
-    train_set: Dataset,
-    val_set: Dataset | None = None,
-    *,
-    epochs: int = 10,
-    batch_size: int = 32,
-    lr: float = 1e-3,
-    weight_decay: float = 0.0,
-    scheduler: str = "cosine",
-    grad_clip: float | None = None,
-    jacobian_penalty: float = 0.0,
-    device: str | torch.device = "auto",
-    amp: bool = False,
-    seed: int = 0,
-    run_dir: str | Path | None = None,
-    callbacks: Sequence[Any] = (),
-    resume: bool = False,
-    progress: bool = True,
-    config: Mapping[str, Any] | None = None,
-    num_workers: int = 0,
-) -> TrainResult:
-    """Train a classifier (logits out) with Adam and cross-entropy, epoch by epoch.
+@dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+    """How :func:`train` trains: a frozen set of settings, checked when built.
 
     Parameters
     ----------
-    model:
-        The model, e.g. :class:`~andersonn_lab.deq.classifier.DEQClassifier`; moved to
-        ``device``. Solver statistics are gathered from every DEQ layer inside it.
-    train_set, val_set:
-        Datasets of ``(image, label)``.
     epochs, batch_size, lr, weight_decay:
         The usual. ``epochs`` is the total, including epochs done before a resume.
     scheduler:
@@ -505,20 +492,105 @@ def train(
     run_dir:
         Folder for ``config.json``, ``metrics.json`` and ``checkpoints/`` (None: nothing
         written, no resuming).
-    callbacks:
-        Objects with optional ``on_batch_end(metrics)`` / ``on_epoch_end(metrics)``, or
-        callables ``callback(event, metrics)`` with ``event`` ``"batch"`` or ``"epoch"``.
-        The epoch checkpoint is written before the epoch callbacks run.
     resume:
         Continue from ``run_dir/checkpoints/last.pt`` if it exists (model, optimiser,
         scheduler, RNG states, history); the result equals an uninterrupted run.
     progress:
         Show a ``tqdm`` progress bar per epoch.
+    num_workers:
+        ``DataLoader`` worker processes.
+
+    Examples
+    --------
+    >>> TrainConfig(epochs=3, lr=3e-3).epochs
+    3
+    >>> TrainConfig(scheduler="step")
+    Traceback (most recent call last):
+    ...
+    ValueError: scheduler must be one of ('cosine', 'none'), got 'step'
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"
+    grad_clip: float | None = None
+    jacobian_penalty: float = 0.0
+    device: str | torch.device = "auto"
+    amp: bool = False
+    seed: int = 0
+    run_dir: str | Path | None = None
+    resume: bool = False
+    progress: bool = True
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _check_positive_int("epochs", self.epochs)
+        _check_positive_int("batch_size", self.batch_size)
+        if self.scheduler not in SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        penalty = self.jacobian_penalty
+        if not (isinstance(penalty, int | float) and 0 <= penalty < math.inf):
+            raise ValueError(f"jacobian_penalty must be a finite number >= 0, got {penalty!r}")
+        object.__setattr__(self, "jacobian_penalty", float(penalty))
+
+
+@dataclass
+class _Run:
+    """What one call of :func:`train` carries from epoch to epoch."""
+
+    config: TrainConfig
+    device: torch.device
+    amp: bool
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+    full_config: dict[str, Any]
+    result: TrainResult = field(default_factory=lambda: TrainResult())
+    history: list[dict[str, Any]] = field(default_factory=list)
+    start_epoch: int = 0
+    step: int = 0
+    best_score: float = -math.inf
+    run_path: Path | None = None
+    last_path: Path | None = None
+    best_path: Path | None = None
+    collector: SolverStatsCollector | None = None
+
+
+def train(
+    model: nn.Module,
+    train_set: Dataset,
+    val_set: Dataset | None = None,
+    train_config: TrainConfig | None = None,
+    *,
+    callbacks: Sequence[Any] = (),
+    config: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> TrainResult:
+    """Train a classifier (logits out) with Adam and cross-entropy, epoch by epoch.
+
+    Parameters
+    ----------
+    model:
+        The model, e.g. :class:`~andersonn_lab.deq.classifier.DEQClassifier`; moved to
+        the device. Solver statistics are gathered from every DEQ layer inside it.
+    train_set, val_set:
+        Datasets of ``(image, label)``.
+    train_config:
+        The settings, a :class:`TrainConfig` (default: its defaults).
+    callbacks:
+        Objects with optional ``on_batch_end(metrics)`` / ``on_epoch_end(metrics)``, or
+        callables ``callback(event, metrics)`` with ``event`` ``"batch"`` or ``"epoch"``.
+        The epoch checkpoint is written before the epoch callbacks run.
     config:
         Extra JSON-like information stored in ``config.json`` and checkpoints (task name,
         image encoding, class names...).
-    num_workers:
-        ``DataLoader`` worker processes.
+    **options:
+        Fields of :class:`TrainConfig` (``epochs=3, lr=1e-3, ...``), replacing those of
+        ``train_config``; an unknown name raises a ``TypeError``.
 
     Returns
     -------
@@ -538,33 +610,56 @@ def train(
     >>> _ = torch.manual_seed(0)
     >>> model = DEQClassifier(3, 2, channels=4, hidden=4, groups=2, pool=1)
     >>> data = TensorDataset(torch.rand(8, 3, 4, 4), torch.tensor([0, 1] * 4))
-    >>> result = train(model, data, data, epochs=2, batch_size=4, device="cpu", progress=False)
+    >>> settings = TrainConfig(epochs=2, batch_size=4, device="cpu", progress=False)
+    >>> result = train(model, data, data, settings)
     >>> [round(m["epoch"]) for m in result.history]
     [1, 2]
     """
-    epochs = _check_positive_int("epochs", epochs)
-    batch_size = _check_positive_int("batch_size", batch_size)
-    if scheduler not in SCHEDULERS:
-        raise ValueError(f"scheduler must be one of {SCHEDULERS}, got {scheduler!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    cfg = train_config if train_config is not None else TrainConfig()
+    if options:
+        cfg = replace(cfg, **options)
     if len(train_set) == 0:
         raise ValueError("train_set is empty")
-    if not (isinstance(jacobian_penalty, int | float) and 0 <= jacobian_penalty < math.inf):
-        raise ValueError(f"jacobian_penalty must be a finite number >= 0, got {jacobian_penalty!r}")
-    device = resolve_device(device)
+    device = resolve_device(cfg.device)
+    amp = cfg.amp
     if amp and device.type != "cuda":
         warn("amp=True needs CUDA; training in full precision on the CPU")
         amp = False
+    run = _start_run(model, train_set, cfg, device, amp, config)
+    run.collector = SolverStatsCollector(model)
+    try:
+        for epoch in range(run.start_epoch + 1, cfg.epochs + 1):
+            metrics = _train_epoch(model, train_set, run, epoch, callbacks)
+            metrics.update(_validate(model, val_set, run))
+            if run.scheduler is not None:
+                run.scheduler.step()
+            run.history.append(metrics)
+            _finish_epoch(model, run, epoch, metrics)
+            _dispatch(callbacks, "epoch", metrics)
+    finally:
+        run.collector.close()
+    run.result.history = run.history
+    return run.result
+
+
+def _start_run(
+    model: nn.Module,
+    train_set: Dataset,
+    cfg: TrainConfig,
+    device: torch.device,
+    amp: bool,
+    extra: Mapping[str, Any] | None,
+) -> _Run:
+    """Optimiser, scheduler and run folder; the state of a resumed run, or a fresh seed."""
     train_config = {
-        "epochs": epochs,
-        "batch_size": batch_size,
-        "lr": lr,
-        "weight_decay": weight_decay,
-        "scheduler": scheduler,
-        "grad_clip": grad_clip,
-        "jacobian_penalty": float(jacobian_penalty),
-        "seed": seed,
+        "epochs": cfg.epochs,
+        "batch_size": cfg.batch_size,
+        "lr": cfg.lr,
+        "weight_decay": cfg.weight_decay,
+        "scheduler": cfg.scheduler,
+        "grad_clip": cfg.grad_clip,
+        "jacobian_penalty": cfg.jacobian_penalty,
+        "seed": cfg.seed,
         "amp": amp,
         "device": str(device),
         "n_train": len(train_set),
@@ -573,126 +668,114 @@ def train(
     full_config = {
         "train": train_config,
         "model": dict(model_config) if isinstance(model_config, Mapping) else None,
-        **dict(config or {}),
+        **dict(extra or {}),
     }
 
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = (
-        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
-        if scheduler == "cosine"
+        torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.epochs)
+        if cfg.scheduler == "cosine"
         else None
     )
     scaler = torch.amp.GradScaler("cuda") if amp else None
+    run = _Run(cfg, device, amp, optimizer, sched, scaler, full_config)
 
-    result = TrainResult()
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
-    run_path = Path(run_dir) if run_dir is not None else None
-    last_path = best_path = None
-    if run_path is not None:
-        last_path = run_path / "checkpoints" / "last.pt"
-        best_path = run_path / "checkpoints" / "best.pt"
-        result.run_dir, result.last_checkpoint = run_path, last_path
-        if last_path.exists() and not resume:
+    if cfg.run_dir is not None:
+        run.run_path = Path(cfg.run_dir)
+        run.last_path = run.run_path / "checkpoints" / "last.pt"
+        run.best_path = run.run_path / "checkpoints" / "best.pt"
+        run.result.run_dir, run.result.last_checkpoint = run.run_path, run.last_path
+        if run.last_path.exists() and not cfg.resume:
             raise FileExistsError(
-                f"{run_path} already holds a checkpoint ({last_path}); pass resume=True to "
-                "continue that run, or choose another run_dir"
+                f"{run.run_path} already holds a checkpoint ({run.last_path}); pass "
+                "resume=True to continue that run, or choose another run_dir"
             )
-    if resume and last_path is not None and last_path.exists():
-        saved = read_checkpoint(last_path)
-        _check_resume_config(last_path, saved.get("config", {}).get("train"), train_config)
+    if cfg.resume and run.last_path is not None and run.last_path.exists():
+        saved = read_checkpoint(run.last_path)
+        _check_resume_config(run.last_path, saved.get("config", {}).get("train"), train_config)
         payload = load_checkpoint(
-            last_path, model, optimizer=optimizer, scheduler=sched, scaler=scaler, restore_rng=True
+            run.last_path,
+            model,
+            optimizer=optimizer,
+            scheduler=sched,
+            scaler=scaler,
+            restore_rng=True,
         )
-        start_epoch = payload["epoch"]
-        history = list(payload["history"])
-        result.resumed_from = start_epoch
-        if best_path is not None and best_path.exists():
-            result.best_checkpoint = best_path
+        run.start_epoch = payload["epoch"]
+        run.history = list(payload["history"])
+        run.result.resumed_from = run.start_epoch
+        if run.best_path is not None and run.best_path.exists():
+            run.result.best_checkpoint = run.best_path
     else:
-        _seed_everything(seed)
-    if run_path is not None:
-        run_path.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(full_config, run_path / "config.json")
+        _seed_everything(cfg.seed)
+    if run.run_path is not None:
+        run.run_path.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(full_config, run.run_path / "config.json")
 
-    best_score = max((_score(m) for m in history), default=-math.inf)
-    result.best_epoch = next((int(m["epoch"]) for m in history if _score(m) == best_score), None)
-    step = sum(
-        int(m.get("steps", math.ceil(int(m.get("n_train", len(train_set))) / batch_size)))
+    history = run.history
+    run.best_score = max((_score(m) for m in history), default=-math.inf)
+    run.result.best_epoch = next(
+        (int(m["epoch"]) for m in history if _score(m) == run.best_score), None
+    )
+    run.step = sum(
+        int(m.get("steps", math.ceil(int(m.get("n_train", len(train_set))) / cfg.batch_size)))
         for m in history
     )
-    collector = SolverStatsCollector(model)
-    try:
-        for epoch in range(start_epoch + 1, epochs + 1):
-            metrics, step = _train_epoch(
-                model,
-                train_set,
+    return run
+
+
+def _validate(model: nn.Module, val_set: Dataset | None, run: _Run) -> dict[str, Any]:
+    """The epoch's validation metrics (NaN without a validation set) and their time."""
+    val_start = time.perf_counter()
+    if val_set is not None and len(val_set) > 0:
+        val = evaluate(
+            model, val_set, batch_size=run.config.batch_size, device=run.device, amp=run.amp
+        )
+        metrics = {
+            "val_loss": val["loss"],
+            "val_acc": val["acc"],
+            "val_fwd_iter_mean": val["fwd_iter_mean"],
+            "val_fwd_iter_max": val["fwd_iter_max"],
+            "val_fwd_unconverged": val["fwd_unconverged"],
+        }
+    else:
+        metrics = {
+            "val_loss": math.nan,
+            "val_acc": math.nan,
+            "val_fwd_iter_mean": math.nan,
+            "val_fwd_iter_max": math.nan,
+            "val_fwd_unconverged": 0,
+        }
+    metrics["time_val"] = time.perf_counter() - val_start
+    return metrics
+
+
+def _finish_epoch(model: nn.Module, run: _Run, epoch: int, metrics: dict[str, Any]) -> None:
+    """Write the epoch's checkpoints and metrics, and track the best epoch."""
+    if run.run_path is not None:
+        save_checkpoint(
+            run.last_path,
+            model=model,
+            epoch=epoch,
+            history=run.history,
+            config=run.full_config,
+            optimizer=run.optimizer,
+            scheduler=run.scheduler,
+            scaler=run.scaler,
+        )
+        if _score(metrics) > run.best_score:
+            save_checkpoint(
+                run.best_path,
+                model=model,
                 epoch=epoch,
-                epochs=epochs,
-                step=step,
-                batch_size=batch_size,
-                optimizer=optimizer,
-                scaler=scaler,
-                grad_clip=grad_clip,
-                jacobian_penalty=float(jacobian_penalty),
-                device=device,
-                amp=amp,
-                seed=seed,
-                collector=collector,
-                callbacks=callbacks,
-                progress=progress,
-                num_workers=num_workers,
-                last_path=last_path,
-                completed=len(history),
+                history=run.history,
+                config=run.full_config,
             )
-            val_start = time.perf_counter()
-            if val_set is not None and len(val_set) > 0:
-                val = evaluate(model, val_set, batch_size=batch_size, device=device, amp=amp)
-                metrics.update(
-                    val_loss=val["loss"],
-                    val_acc=val["acc"],
-                    val_fwd_iter_mean=val["fwd_iter_mean"],
-                    val_fwd_iter_max=val["fwd_iter_max"],
-                    val_fwd_unconverged=val["fwd_unconverged"],
-                )
-            else:
-                metrics.update(
-                    val_loss=math.nan,
-                    val_acc=math.nan,
-                    val_fwd_iter_mean=math.nan,
-                    val_fwd_iter_max=math.nan,
-                    val_fwd_unconverged=0,
-                )
-            metrics["time_val"] = time.perf_counter() - val_start
-            if sched is not None:
-                sched.step()
-            history.append(metrics)
-            if run_path is not None:
-                save_checkpoint(
-                    last_path,
-                    model=model,
-                    epoch=epoch,
-                    history=history,
-                    config=full_config,
-                    optimizer=optimizer,
-                    scheduler=sched,
-                    scaler=scaler,
-                )
-                score = _score(metrics)
-                if score > best_score:
-                    save_checkpoint(
-                        best_path, model=model, epoch=epoch, history=history, config=full_config
-                    )
-                    result.best_checkpoint = best_path
-                atomic_write_json({"history": history}, run_path / "metrics.json")
-            if _score(metrics) > best_score:
-                best_score, result.best_epoch = _score(metrics), epoch
-            _dispatch(callbacks, "epoch", metrics)
-    finally:
-        collector.close()
-    result.history = history
-    return result
+            run.result.best_checkpoint = run.best_path
+        atomic_write_json({"history": run.history}, run.run_path / "metrics.json")
+    if _score(metrics) > run.best_score:
+        run.best_score, run.result.best_epoch = _score(metrics), epoch
 
 
 def _check_resume_config(path: Path, saved: Any, current: Mapping[str, Any]) -> None:
@@ -711,125 +794,50 @@ def _check_resume_config(path: Path, saved: Any, current: Mapping[str, Any]) -> 
 def _train_epoch(
     model: nn.Module,
     train_set: Dataset,
-    *,
+    run: _Run,
     epoch: int,
-    epochs: int,
-    step: int,
-    batch_size: int,
-    optimizer: torch.optim.Optimizer,
-    scaler: Any,
-    grad_clip: float | None,
-    jacobian_penalty: float,
-    device: torch.device,
-    amp: bool,
-    seed: int,
-    collector: SolverStatsCollector,
     callbacks: Sequence[Any],
-    progress: bool,
-    num_workers: int,
-    last_path: Path | None,
-    completed: int,
-) -> tuple[dict[str, Any], int]:
+) -> dict[str, Any]:
+    """One pass over the training set in this epoch's order; returns the epoch's metrics."""
     from tqdm.auto import tqdm
 
+    cfg = run.config
     model.train()
     acc = _Accumulator()
     layers = [module for module in model.modules() if isinstance(module, DEQLayer)]
     for layer in layers:
-        layer.track_jacobian = jacobian_penalty > 0
+        layer.track_jacobian = cfg.jacobian_penalty > 0
     jacobian_sum, jacobian_count = 0.0, 0
-    order = _epoch_order(len(train_set), seed, epoch)
-    loader = _loader(train_set, batch_size, order, num_workers)
-    bar = tqdm(loader, desc=f"epoch {epoch}/{epochs}", leave=False, disable=not progress)
-    lr = float(optimizer.param_groups[0]["lr"])
+    order = epoch_order(len(train_set), cfg.seed, epoch)
+    loader = _loader(train_set, cfg.batch_size, order, cfg.num_workers)
+    bar = tqdm(loader, desc=f"epoch {epoch}/{cfg.epochs}", leave=False, disable=not cfg.progress)
+    lr = float(run.optimizer.param_groups[0]["lr"])
     epoch_start = time.perf_counter()
     try:
         for index, batch in enumerate(bar, start=1):
-            batch_start = time.perf_counter()
-            images, labels = _to_device(batch, device)
-            collector.reset()
-            with torch.autocast(device.type, enabled=amp):
-                logits = model(images)
-            loss = nn.functional.cross_entropy(logits.float(), labels)
-            jacobians = [layer.last_jacobian for layer in layers if layer.last_jacobian is not None]
-            jacobian = torch.stack(jacobians).sum().float() if jacobians else None
-            if jacobian is not None:
-                loss = loss + jacobian_penalty * jacobian
-            loss_value = float(loss.detach())
-            if not math.isfinite(loss_value):
-                kept = (
-                    f"the last good checkpoint is {last_path} (epoch {completed})"
-                    if last_path is not None and completed
-                    else "no checkpoint had been written yet"
-                )
-                raise NonFiniteLossError(
-                    f"training loss became {loss_value} at epoch {epoch}, batch {index}; "
-                    f"training stopped ({kept}). Try a lower learning rate, gradient "
-                    "clipping or tighter solver settings."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            if scaler is not None:
-                scaler.scale(loss).backward()
-                if grad_clip is not None:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                loss.backward()
-                if grad_clip is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-                optimizer.step()
-            step += 1
-            size = labels.numel()
-            correct = int((logits.detach().argmax(1) == labels).sum())
-            acc.add(loss_value, correct, size, collector)
-            if jacobian is not None:
-                jacobian_sum += float(jacobian.detach()) * size
-                jacobian_count += size
-            fwd, bwd = collector.forward_steps, collector.backward_steps
-            batch_metrics = {
-                "epoch": epoch,
-                "batch": index,
-                "step": step,
-                "batch_size": size,
-                "lr": lr,
-                "loss": loss_value,
-                "acc": correct / size,
-                "fwd_iter_mean": float(fwd.double().mean()) if fwd.numel() else 0.0,
-                "fwd_iter_max": int(fwd.max()) if fwd.numel() else 0,
-                "fwd_nfe": collector.forward_nfe,
-                "fwd_unconverged": collector.forward_unconverged,
-                "bwd_iter_mean": float(bwd.double().mean()) if bwd.numel() else 0.0,
-                "bwd_iter_max": int(bwd.max()) if bwd.numel() else 0,
-                "bwd_nfe": collector.backward_nfe,
-                "bwd_unconverged": collector.backward_unconverged,
-                "time_forward_solve": collector.forward_time,
-                "time_backward_solve": collector.backward_time,
-                "time_batch": time.perf_counter() - batch_start,
-            }
-            if jacobian is not None:
-                batch_metrics["jacobian"] = float(jacobian.detach())
+            metrics = _train_batch(model, batch, layers, run, acc, epoch=epoch, index=index, lr=lr)
+            if "jacobian" in metrics:
+                jacobian_sum += metrics["jacobian"] * metrics["batch_size"]
+                jacobian_count += metrics["batch_size"]
             bar.set_postfix(
-                loss=f"{batch_metrics['loss']:.3f}",
-                fwd=f"{batch_metrics['fwd_iter_mean']:.1f}",
-                bwd=f"{batch_metrics['bwd_iter_mean']:.1f}",
+                loss=f"{metrics['loss']:.3f}",
+                fwd=f"{metrics['fwd_iter_mean']:.1f}",
+                bwd=f"{metrics['bwd_iter_mean']:.1f}",
                 unconv=acc.fwd_unconverged,
             )
-            _dispatch(callbacks, "batch", batch_metrics)
+            _dispatch(callbacks, "batch", metrics)
     finally:
         bar.close()
         for layer in layers:
             layer.track_jacobian, layer.last_jacobian = False, None
     elapsed = time.perf_counter() - epoch_start
-    batches = len(loader)
     if _is_data_parallel(model):
         acc.all_reduce()
         jacobian_sum, jacobian_count = _all_reduce_pair(jacobian_sum, jacobian_count)
     metrics = {
         "epoch": epoch,
         "lr": lr,
-        "steps": batches,
+        "steps": len(loader),
         "n_train": acc.count,
         "train_loss": acc.mean_loss(),
         "train_acc": acc.accuracy(),
@@ -846,7 +854,91 @@ def _train_epoch(
     }
     if jacobian_count:
         metrics["jacobian"] = jacobian_sum / jacobian_count
-    return metrics, step
+    return metrics
+
+
+def _train_batch(
+    model: nn.Module,
+    batch: Any,
+    layers: Sequence[DEQLayer],
+    run: _Run,
+    acc: _Accumulator,
+    *,
+    epoch: int,
+    index: int,
+    lr: float,
+) -> dict[str, Any]:
+    """One optimiser step on ``batch``; returns the batch's metrics."""
+    batch_start = time.perf_counter()
+    collector = run.collector
+    images, labels = _to_device(batch, run.device)
+    collector.reset()
+    with torch.autocast(run.device.type, enabled=run.amp):
+        logits = model(images)
+    loss = nn.functional.cross_entropy(logits.float(), labels)
+    jacobians = [layer.last_jacobian for layer in layers if layer.last_jacobian is not None]
+    jacobian = torch.stack(jacobians).sum().float() if jacobians else None
+    if jacobian is not None:
+        loss = loss + run.config.jacobian_penalty * jacobian
+    loss_value = float(loss.detach())
+    if not math.isfinite(loss_value):
+        kept = (
+            f"the last good checkpoint is {run.last_path} (epoch {len(run.history)})"
+            if run.last_path is not None and run.history
+            else "no checkpoint had been written yet"
+        )
+        raise NonFiniteLossError(
+            f"training loss became {loss_value} at epoch {epoch}, batch {index}; "
+            f"training stopped ({kept}). Try a lower learning rate, gradient "
+            "clipping or tighter solver settings."
+        )
+    _optimizer_step(model, loss, run)
+    run.step += 1
+    size = labels.numel()
+    correct = int((logits.detach().argmax(1) == labels).sum())
+    acc.add(loss_value, correct, size, collector)
+    fwd, bwd = collector.forward_steps, collector.backward_steps
+    metrics = {
+        "epoch": epoch,
+        "batch": index,
+        "step": run.step,
+        "batch_size": size,
+        "lr": lr,
+        "loss": loss_value,
+        "acc": correct / size,
+        "fwd_iter_mean": float(fwd.double().mean()) if fwd.numel() else 0.0,
+        "fwd_iter_max": int(fwd.max()) if fwd.numel() else 0,
+        "fwd_nfe": collector.forward_nfe,
+        "fwd_unconverged": collector.forward_unconverged,
+        "bwd_iter_mean": float(bwd.double().mean()) if bwd.numel() else 0.0,
+        "bwd_iter_max": int(bwd.max()) if bwd.numel() else 0,
+        "bwd_nfe": collector.backward_nfe,
+        "bwd_unconverged": collector.backward_unconverged,
+        "time_forward_solve": collector.forward_time,
+        "time_backward_solve": collector.backward_time,
+        "time_batch": time.perf_counter() - batch_start,
+    }
+    if jacobian is not None:
+        metrics["jacobian"] = float(jacobian.detach())
+    return metrics
+
+
+def _optimizer_step(model: nn.Module, loss: torch.Tensor, run: _Run) -> None:
+    """Backward pass, optional gradient clipping (and loss scaling) and the Adam step."""
+    optimizer, scaler, clip = run.optimizer, run.scaler, run.config.grad_clip
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        if clip is not None:
+            scaler.unscale_(optimizer)
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        if clip is not None:
+            nn.utils.clip_grad_norm_(model.parameters(), clip)
+        optimizer.step()
 
 
 def _is_data_parallel(model: nn.Module) -> bool:

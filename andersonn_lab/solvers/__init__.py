@@ -7,18 +7,23 @@ Examples
 >>> result = solve(torch.cos, torch.zeros(2, 3, dtype=torch.float64), tol=1e-8)
 >>> result.all_converged
 True
+>>> from andersonn_lab.solvers import Anderson
+>>> solve(torch.cos, torch.zeros(2, 3), solver=Anderson(m=2, tol=1e-6)).all_converged
+True
 """
 
 from . import problems
-from .anderson import Anderson
-from .api import SOLVERS, make_solver, solve
-from .base import FixedPointSolver, SolverState
+from .anderson import Anderson, AndersonState
+from .api import SOLVERS, make_solver, solve, solver_options
+from .base import Evaluation, FixedPointSolver, SolverState
 from .forward import ForwardIteration
 from .result import SolverResult, SolverWarning, Status
 
 __all__ = [
     "SOLVERS",
     "Anderson",
+    "AndersonState",
+    "Evaluation",
     "FixedPointSolver",
     "ForwardIteration",
     "SolverResult",
@@ -28,4 +33,5 @@ __all__ = [
     "make_solver",
     "problems",
     "solve",
+    "solver_options",
 ]

@@ -2,15 +2,77 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 
-from ._checks import check_int, check_real
-from .base import REL_EPS, FixedPointSolver, SolverState, maybe_any
+from .base import REL_EPS, Evaluation, FixedPointSolver, SolverState, maybe_any
+from .checks import check_int, check_real
 
 
-class Anderson(FixedPointSolver):
+@dataclass(kw_only=True)
+class AndersonState(SolverState):
+    """The state of an Anderson solve: the shared :class:`SolverState` plus the window.
+
+    Attributes
+    ----------
+    f_hist, g_hist:
+        ``(B, m + 1, d)`` ring buffers of ``f(z_i)`` and the residuals ``g_i``.
+    gram:
+        ``(B, m + 1, m + 1)`` float64 Gram matrix of the residuals in the window.
+    valid:
+        ``(B, m + 1)`` bool, the slots each sample may mix.
+    slot, filled:
+        Ring-buffer slot of the latest evaluation, and how many slots hold one.
+    base_slot, base_res:
+        ``(B,)`` slot and absolute residual of the last accepted iterate, the one a
+        rejected Anderson step falls back to.
+    from_mix:
+        ``(B,)`` bool, whether the latest iterate came from a mix (and may be rejected).
+    alpha:
+        ``(B, m + 1)`` latest mixing weights.
+    coef_f, coef_g:
+        ``(B, filled)`` coefficients of the next iterate
+        ``z = Σ coef_f f(z_i) + Σ coef_g g_i``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> state = Anderson(m=2).init(torch.cos, torch.zeros(4, 3))
+    >>> tuple(state.f_hist.shape), tuple(state.gram.shape), state.filled
+    ((4, 3, 3), (4, 3, 3), 1)
+    """
+
+    f_hist: torch.Tensor
+    g_hist: torch.Tensor
+    gram: torch.Tensor
+    valid: torch.Tensor
+    slot: int
+    filled: int
+    base_slot: torch.Tensor
+    base_res: torch.Tensor
+    from_mix: torch.Tensor
+    alpha: torch.Tensor
+    coef_f: torch.Tensor
+    coef_g: torch.Tensor
+
+
+@dataclass(frozen=True)
+class AndersonEvaluation(Evaluation):
+    """An :class:`Evaluation` plus the new row of the Gram matrix it computed.
+
+    Attributes
+    ----------
+    column:
+        ``(B, filled)`` inner products of the new residual with the window's residuals.
+    """
+
+    column: torch.Tensor
+
+
+@dataclass(frozen=True, kw_only=True)
+class Anderson(FixedPointSolver[AndersonState]):
     r"""Anderson extrapolation for batched fixed-point problems ``z = f(z)``.
 
     Each step mixes the last ``m + 1`` iterates. With residuals ``g_i = f(z_i) − z_i``, the
@@ -62,9 +124,10 @@ class Anderson(FixedPointSolver):
         ``math.inf`` accepts every step.
     max_weight:
         Restart when the mixing weights' absolute sum exceeds this.
-    **common:
-        ``tol``, ``max_iter``, ``stop_mode``, ``divergence_factor``, ``check_every``: see
-        :class:`~andersonn_lab.solvers.base.FixedPointSolver`.
+    tol, max_iter, stop_mode, divergence_factor, check_every:
+        See :class:`~andersonn_lab.solvers.base.FixedPointSolver`.
+
+    The state of a solve is an :class:`AndersonState`.
 
     Examples
     --------
@@ -75,61 +138,39 @@ class Anderson(FixedPointSolver):
     (True, True)
     """
 
-    method = "anderson"
+    method: ClassVar[str] = "anderson"
 
-    def __init__(
-        self,
-        *,
-        m: int = 5,
-        beta: float | torch.Tensor = 1.0,
-        lam: float = 1e-4,
-        tol: float = 1e-4,
-        max_iter: int = 50,
-        stop_mode: str = "rel",
-        safeguard: float = 10.0,
-        max_weight: float = 1e4,
-        divergence_factor: float = 1e6,
-        check_every: int | None = None,
-    ) -> None:
-        super().__init__(
-            beta=beta,
-            tol=tol,
-            max_iter=max_iter,
-            stop_mode=stop_mode,
-            divergence_factor=divergence_factor,
-            check_every=check_every,
-        )
-        self.m = check_int("m", m, minimum=0)
-        self.lam = check_real("lam", lam, low=0.0)
-        self.safeguard = check_real("safeguard", safeguard, low=1.0, allow_inf=True)
-        self.max_weight = check_real("max_weight", max_weight, low=1.0, allow_inf=True)
+    m: int = 5
+    lam: float = 1e-4
+    safeguard: float = 10.0
+    max_weight: float = 1e4
 
-    def settings(self) -> dict[str, Any]:
-        return {
-            "m": self.m,
-            "lam": self.lam,
-            "safeguard": self.safeguard,
-            "max_weight": self.max_weight,
-            **super().settings(),
-        }
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._set("m", check_int("m", self.m, minimum=0))
+        self._set("lam", check_real("lam", self.lam, low=0.0))
+        self._set("safeguard", check_real("safeguard", self.safeguard, low=1.0, allow_inf=True))
+        self._set("max_weight", check_real("max_weight", self.max_weight, low=1.0, allow_inf=True))
 
     # ------------------------------------------------------------------ hooks
-    def _start(self, state: SolverState, g: torch.Tensor) -> None:
-        batch, dim = state.z.shape
+    def _init_state(self, shared: SolverState, first: Evaluation) -> AndersonState:
+        batch, dim = shared.z.shape
         slots = self.m + 1
-        like = {"dtype": state.z.dtype, "device": state.z.device}
+        like = {"dtype": shared.z.dtype, "device": shared.z.device}
         f_hist = torch.zeros(batch, slots, dim, **like)
         g_hist = torch.zeros(batch, slots, dim, **like)
-        finite = torch.isfinite(state.abs_res)
-        f_hist[:, 0] = torch.where(finite[:, None], state.fz, 0)
-        g_hist[:, 0] = torch.where(finite[:, None], g, 0)
-        gram = torch.zeros(batch, slots, slots, dtype=torch.float64, device=state.z.device)
+        finite = torch.isfinite(shared.abs_res)
+        f_hist[:, 0] = torch.where(finite[:, None], shared.fz, 0)
+        g_hist[:, 0] = torch.where(finite[:, None], first.g, 0)
+        gram = torch.zeros(batch, slots, slots, dtype=torch.float64, device=shared.z.device)
         # ‖g‖² from the residual norm already computed: no float64 copy of the whole state.
-        gram[:, 0, 0] = torch.where(finite, state.abs_res, 0).double().square()
-        valid = torch.zeros(batch, slots, dtype=torch.bool, device=state.z.device)
+        gram[:, 0, 0] = torch.where(finite, shared.abs_res, 0).double().square()
+        valid = torch.zeros(batch, slots, dtype=torch.bool, device=shared.z.device)
         valid[:, 0] = finite
-        zeros = torch.zeros(batch, dtype=torch.long, device=state.z.device)
-        state.extra.update(
+        zeros = torch.zeros(batch, dtype=torch.long, device=shared.z.device)
+        coef_f, coef_g = self._plain_coefficients(shared)
+        return AndersonState(
+            **shared.shared(),
             f_hist=f_hist,
             g_hist=g_hist,
             gram=gram,
@@ -137,64 +178,60 @@ class Anderson(FixedPointSolver):
             slot=0,
             filled=1,
             base_slot=zeros,
-            base_res=state.abs_res,
-            from_mix=torch.zeros(batch, dtype=torch.bool, device=state.z.device),
-            alpha=torch.zeros(batch, slots, dtype=state.z.dtype, device=state.z.device),
+            base_res=shared.abs_res,
+            from_mix=torch.zeros(batch, dtype=torch.bool, device=shared.z.device),
+            alpha=torch.zeros(batch, slots, **like),
+            coef_f=coef_f,
+            coef_g=coef_g,
         )
-        self._set_plain(state, slot=0)
 
-    def _residual_into(
-        self, state: SolverState | None, z: torch.Tensor, fz: torch.Tensor
-    ) -> torch.Tensor:
-        if state is None:  # the evaluation at z0, before the buffers exist
-            return fz - z
-        ex = state.extra
-        slot = (ex["slot"] + 1) % (self.m + 1)
-        ex["slot"] = slot
-        ex["filled"] = min(ex["filled"] + 1, self.m + 1)
-        g = ex["g_hist"][:, slot]
+    def _evaluate(
+        self, state: AndersonState, z: torch.Tensor, fz: torch.Tensor
+    ) -> AndersonEvaluation:
+        # The residual goes straight into the next ring-buffer slot.
+        slot = (state.slot + 1) % (self.m + 1)
+        state.slot = slot
+        state.filled = n = min(state.filled + 1, self.m + 1)
+        g = state.g_hist[:, slot]
         torch.sub(fz, z, out=g)
-        ex["f_hist"][:, slot].copy_(fz)
-        return g
-
-    def _norms(
-        self, state: SolverState | None, g: torch.Tensor, fz: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        state.f_hist[:, slot].copy_(fz)
         # The new Gram column holds ‖g‖² on its diagonal entry: one pass over g saved.
-        ex = state.extra
-        n, slot = ex["filled"], ex["slot"]
         # Row-vector times window-transposed: MKL streams this about 4x faster than the
         # equivalent window-times-column product (benchmarks/bench_solvers.py).
-        column = torch.bmm(g[:, None, :], ex["g_hist"][:, :n].transpose(1, 2)).squeeze(1)
-        ex["column"] = column
+        column = torch.bmm(g[:, None, :], state.g_hist[:, :n].transpose(1, 2)).squeeze(1)
         abs_res = column[:, slot].clamp(min=0).sqrt()
         rel_res = abs_res / (torch.linalg.vector_norm(fz, dim=1) + REL_EPS)
-        return abs_res, rel_res
+        return AndersonEvaluation(g=g, abs_res=abs_res, rel_res=rel_res, column=column)
 
-    def _screen(self, state: SolverState, abs_res: torch.Tensor, crit: torch.Tensor):
-        ex = state.extra
+    def _screen(
+        self, state: AndersonState, evaluation: Evaluation, crit: torch.Tensor
+    ) -> torch.Tensor:
+        abs_res = evaluation.abs_res
         finite = torch.isfinite(abs_res)
         if maybe_any(~finite):  # keep the history finite: 0 · NaN would poison every mix
-            slot = ex["slot"]
-            for name in ("f_hist", "g_hist"):
-                buf = ex[name][:, slot]
+            for buf in (state.f_hist[:, state.slot], state.g_hist[:, state.slot]):
                 buf.copy_(torch.where(finite[:, None], buf, 0))
         bad = ~finite
         if self.safeguard != float("inf"):
-            bad = bad | (abs_res > self.safeguard * ex["base_res"])
+            bad = bad | (abs_res > self.safeguard * state.base_res)
         converged = finite & (crit <= self.tol)
-        rejected = ex["from_mix"] & state.active & ~converged & bad
+        rejected = state.from_mix & state.active & ~converged & bad
         state.n_rejected = state.n_rejected + rejected.long()
         return rejected
 
-    def _prepare(self, state: SolverState, rejected: torch.Tensor | None) -> None:
-        ex = state.extra
-        slot, n = ex["slot"], ex["filled"]
-        gram, valid = ex["gram"], ex["valid"]
+    def _prepare(
+        self,
+        state: AndersonState,
+        evaluation: AndersonEvaluation,
+        rejected: torch.Tensor | None,
+    ) -> None:
+        assert rejected is not None  # _screen always answers
+        slot, n = state.slot, state.filled
+        gram, valid = state.gram, state.valid
         finite = torch.isfinite(state.abs_res)
 
-        # One new row and column of the Gram matrix, O(m·d), computed in _norms.
-        column = ex.pop("column").double()
+        # One new row and column of the Gram matrix, O(m·d), computed in _evaluate.
+        column = evaluation.column.double()
         gram[:, slot, :n] = column
         gram[:, :n, slot] = column
         valid[:, slot] = finite
@@ -202,9 +239,9 @@ class Anderson(FixedPointSolver):
         active = state.active
         restart = rejected & ~finite  # non-finite after an Anderson step: keep only the base
         accepted = active & ~rejected
-        ex["base_slot"] = torch.where(accepted, slot, ex["base_slot"])
-        ex["base_res"] = torch.where(accepted, state.abs_res, ex["base_res"])
-        base_hot = _one_hot(ex["base_slot"], self.m + 1)
+        state.base_slot = torch.where(accepted, slot, state.base_slot)
+        state.base_res = torch.where(accepted, state.abs_res, state.base_res)
+        base_hot = _one_hot(state.base_slot, self.m + 1)
         valid.copy_(torch.where(restart[:, None], base_hot, valid))
 
         alpha, solve_ok = self._mixing_weights(gram[:, :n, :n], valid[:, :n])
@@ -213,30 +250,27 @@ class Anderson(FixedPointSolver):
         fresh = accepted & enough & ~solve_ok  # singular or wild system: restart the window
         valid.copy_(torch.where(fresh[:, None], base_hot, valid))
         state.n_restarts = state.n_restarts + (restart | fresh).long()
-        ex["from_mix"] = mixing
+        state.from_mix = mixing
 
         dtype = state.z.dtype
         plain = base_hot[:, :n].to(dtype)
         coef_f = torch.where(mixing[:, None], alpha.to(dtype), plain)
         coef_g = -(1 - state.beta) * coef_f
-        here = _one_hot(torch.full_like(ex["base_slot"], slot), n).to(dtype)
-        ex["coef_f"] = torch.where(active[:, None], coef_f, here)
-        ex["coef_g"] = torch.where(active[:, None], coef_g, -here)  # stopped: z = f(z) − g
-        ex["alpha"][:, :n] = torch.where(mixing[:, None], alpha.to(dtype), ex["alpha"][:, :n])
+        here = _one_hot(torch.full_like(state.base_slot, slot), n).to(dtype)
+        state.coef_f = torch.where(active[:, None], coef_f, here)
+        state.coef_g = torch.where(active[:, None], coef_g, -here)  # stopped: z = f(z) − g
+        state.alpha[:, :n] = torch.where(mixing[:, None], alpha.to(dtype), state.alpha[:, :n])
 
-    def _propose(self, state: SolverState) -> torch.Tensor:
-        ex = state.extra
-        n = ex["filled"]
-        coef_f, coef_g = ex["coef_f"], ex["coef_g"]
-        z = torch.bmm(coef_f[:, None, :], ex["f_hist"][:, :n])
-        if maybe_any(coef_g != 0):
-            z.baddbmm_(coef_g[:, None, :], ex["g_hist"][:, :n])
+    def _propose(self, state: AndersonState) -> torch.Tensor:
+        n = state.filled
+        z = torch.bmm(state.coef_f[:, None, :], state.f_hist[:, :n])
+        if maybe_any(state.coef_g != 0):
+            z.baddbmm_(state.coef_g[:, None, :], state.g_hist[:, :n])
         return z.squeeze(1)
 
-    def _result_extra(self, state: SolverState) -> dict[str, Any]:
-        ex = state.extra
-        n = ex["filled"]
-        gram, valid = ex["gram"][:, :n, :n].cpu(), ex["valid"][:, :n].cpu()
+    def _result_extra(self, state: AndersonState) -> dict[str, Any]:
+        n = state.filled
+        gram, valid = state.gram[:, :n, :n].cpu(), state.valid[:, :n].cpu()
         cond = torch.full((gram.shape[0],), float("inf"), dtype=torch.float64)
         for i in range(gram.shape[0]):
             keep = valid[i].nonzero().squeeze(-1)
@@ -245,18 +279,17 @@ class Anderson(FixedPointSolver):
             eig = torch.linalg.eigvalsh(gram[i][keep][:, keep])
             if bool(torch.isfinite(eig).all()) and float(eig[0]) > 0:
                 cond[i] = eig[-1] / eig[0]
-        return {"alpha": ex["alpha"].cpu(), "gram_cond": cond}
+        return {"alpha": state.alpha.cpu(), "gram_cond": cond}
 
     # ---------------------------------------------------------------- helpers
-    def _set_plain(self, state: SolverState, slot: int) -> None:
-        """Coefficients of the plain damped step from ``slot`` (stopped samples stay put)."""
-        ex = state.extra
+    @staticmethod
+    def _plain_coefficients(state: SolverState) -> tuple[torch.Tensor, torch.Tensor]:
+        """Coefficients of the plain damped step from slot 0 (stopped samples stay put)."""
         batch = state.z.shape[0]
         hot = torch.zeros(batch, 1, dtype=state.z.dtype, device=state.z.device)
         hot[:, 0] = 1
         active = state.active[:, None]
-        ex["coef_f"] = hot
-        ex["coef_g"] = torch.where(active, -(1 - state.beta) * hot, -hot)
+        return hot, torch.where(active, -(1 - state.beta) * hot, -hot)
 
     def _mixing_weights(
         self, gram: torch.Tensor, valid: torch.Tensor

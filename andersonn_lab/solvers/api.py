@@ -1,8 +1,13 @@
-"""One-call entry point: :func:`solve` and :func:`make_solver`."""
+"""One-call entry point: :func:`solve`, and :func:`make_solver` to build a solver by name.
+
+The solvers' options are the fields of their dataclasses (:class:`Anderson`,
+:class:`ForwardIteration`); everything here derives from them.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -15,24 +20,30 @@ SOLVERS: dict[str, type[FixedPointSolver]] = {"anderson": Anderson, "forward": F
 """Solver classes by method name."""
 
 
-def make_solver(
-    method: str = "anderson",
-    *,
-    m: int | None = None,
-    beta: float | torch.Tensor = 1.0,
-    lam: float | None = None,
-    tol: float = 1e-4,
-    max_iter: int = 50,
-    stop_mode: str = "rel",
-    safeguard: float | None = None,
-    max_weight: float | None = None,
-    divergence_factor: float = 1e6,
-    check_every: int | None = None,
-) -> FixedPointSolver:
-    """Build a solver by name; settings a method does not use are an error.
+def solver_options(method: str | None = None) -> tuple[str, ...]:
+    """Names of the options of solver ``method``, or of any solver when None.
 
-    Anderson's own settings default to ``m=5``, ``lam=1e-4``, ``safeguard=10``,
-    ``max_weight=1e4``. See :func:`solve` for the rest.
+    Examples
+    --------
+    >>> solver_options("forward")
+    ('beta', 'tol', 'max_iter', 'stop_mode', 'divergence_factor', 'check_every')
+    >>> "m" in solver_options()
+    True
+    """
+    if method is not None:
+        return _solver_class(method).options()
+    names: dict[str, None] = {}
+    for cls in SOLVERS.values():
+        names.update(dict.fromkeys(cls.options()))
+    return tuple(names)
+
+
+def make_solver(method: str = "anderson", **options: Any) -> FixedPointSolver:
+    """Build a solver by name from keyword options; the adapter behind the string API.
+
+    ``make_solver("anderson", m=3)`` is ``Anderson(m=3)``. An option given as None takes
+    its default. An unknown option, or one the method does not use, raises a
+    ``TypeError`` naming it; a bad value a ``ValueError`` naming it.
 
     Examples
     --------
@@ -43,41 +54,29 @@ def make_solver(
     ...
     TypeError: method='forward' does not use m
     """
-    if method not in SOLVERS:
-        raise ValueError(f"method must be one of {sorted(SOLVERS)}, got {method!r}")
-    common = {
-        "beta": beta,
-        "tol": tol,
-        "max_iter": max_iter,
-        "stop_mode": stop_mode,
-        "divergence_factor": divergence_factor,
-        "check_every": check_every,
-    }
-    given = {"m": m, "lam": lam, "safeguard": safeguard, "max_weight": max_weight}
-    options = {name: value for name, value in given.items() if value is not None}
-    if method == "forward":
-        if options:
-            raise TypeError(f"method='forward' does not use {', '.join(options)}")
-        return ForwardIteration(**common)
-    return Anderson(**options, **common)
+    cls = _solver_class(method)
+    given = {name: value for name, value in options.items() if value is not None}
+    unknown = [name for name in options if name not in solver_options()]
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        raise TypeError(
+            f"unknown solver option{plural} {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(solver_options())}"
+        )
+    unused = [name for name in given if name not in cls.options()]
+    if unused:
+        raise TypeError(f"method={method!r} does not use {', '.join(unused)}")
+    return cls(**given)
 
 
 def solve(
     f: Fn,
     z0: torch.Tensor,
     *,
-    method: str = "anderson",
-    m: int | None = None,
-    beta: float | torch.Tensor = 1.0,
-    lam: float | None = None,
-    tol: float = 1e-4,
-    max_iter: int = 50,
-    stop_mode: str = "rel",
-    safeguard: float | None = None,
-    max_weight: float | None = None,
-    divergence_factor: float = 1e6,
-    check_every: int | None = None,
+    solver: FixedPointSolver | None = None,
+    method: str | None = None,
     callback: Callable[[SolverState], bool | None] | None = None,
+    **options: Any,
 ) -> SolverResult:
     """Find ``z = f(z)`` for a batch of problems at once.
 
@@ -88,27 +87,22 @@ def solve(
         gradient tracking being switched off: wrap the call in ``torch.no_grad()`` if needed.
     z0:
         ``(B, ...)`` starting point; the first dimension is the batch, any shape after it.
+    solver:
+        A solver object, e.g. ``Anderson(m=2)`` or ``ForwardIteration(tol=1e-8)``. When it
+        is given, ``method`` and ``**options`` must not be.
     method:
-        ``"anderson"`` (default) or ``"forward"``.
-    m:
-        Anderson window (default 5; 0 is forward iteration).
-    beta:
-        Mixing / damping in ``(0, 2]``; a float or a ``(B,)`` tensor.
-    lam:
-        Anderson's relative ridge (default ``1e-4``): the Gram matrix's diagonal, the squared
-        residual norms, is scaled by ``1 + lam``.
-    tol:
-        Stopping tolerance, judged per sample.
-    max_iter:
-        Largest number of steps (calls to ``f`` after the one at ``z0``).
-    stop_mode:
-        ``"rel"`` (``‖f(z) − z‖ / (‖f(z)‖ + 1e-5)``) or ``"abs"`` (``‖f(z) − z‖``).
-    safeguard, max_weight, divergence_factor, check_every:
-        Safeguards and device syncing; see :class:`Anderson` and
-        :class:`~andersonn_lab.solvers.base.FixedPointSolver`.
+        Or the solver by name: ``"anderson"`` (the default) or ``"forward"``, built by
+        :func:`make_solver` from ``**options``.
     callback:
         Called with the :class:`~andersonn_lab.solvers.base.SolverState` after every step;
         return True to stop.
+    **options:
+        The options of the chosen solver class (see :class:`Anderson` and
+        :class:`ForwardIteration`): ``m`` (Anderson window, default 5), ``beta`` (mixing in
+        ``(0, 2]``, a float or a ``(B,)`` tensor), ``lam`` (relative ridge, ``1e-4``),
+        ``tol`` (per-sample stopping tolerance), ``max_iter`` (steps after the evaluation at
+        ``z0``), ``stop_mode`` (``"rel"``: ``‖f(z) − z‖ / (‖f(z)‖ + 1e-5)``, or ``"abs"``),
+        ``safeguard``, ``max_weight``, ``divergence_factor``, ``check_every``.
 
     Returns
     -------
@@ -120,24 +114,24 @@ def solve(
     Examples
     --------
     >>> import torch
-    >>> from andersonn_lab.solvers import solve
+    >>> from andersonn_lab.solvers import Anderson, solve
     >>> z0 = torch.zeros(3, 1, dtype=torch.float64)
-    >>> fast = solve(torch.cos, z0, tol=1e-10)
+    >>> fast = solve(torch.cos, z0, solver=Anderson(m=2, tol=1e-10))
     >>> slow = solve(torch.cos, z0, method="forward", tol=1e-10, max_iter=200)
     >>> fast.all_converged and slow.all_converged, fast.nfe < slow.nfe
     (True, True)
     """
-    solver = make_solver(
-        method,
-        m=m,
-        beta=beta,
-        lam=lam,
-        tol=tol,
-        max_iter=max_iter,
-        stop_mode=stop_mode,
-        safeguard=safeguard,
-        max_weight=max_weight,
-        divergence_factor=divergence_factor,
-        check_every=check_every,
-    )
+    if solver is None:
+        solver = make_solver("anderson" if method is None else method, **options)
+    elif not isinstance(solver, FixedPointSolver):
+        raise TypeError(f"solver must be a FixedPointSolver, got {type(solver).__name__}")
+    elif method is not None or options:
+        given = ", ".join(["method"] * (method is not None) + list(options))
+        raise TypeError(f"solve() got a solver object and also {given}; give one or the other")
     return solver.run(f, z0, callback=callback)
+
+
+def _solver_class(method: str) -> type[FixedPointSolver]:
+    if method not in SOLVERS:
+        raise ValueError(f"method must be one of {sorted(SOLVERS)}, got {method!r}")
+    return SOLVERS[method]

@@ -1,22 +1,27 @@
-"""The machinery every fixed-point solver shares: state, stopping, statistics, ``run``.
+"""The machinery every fixed-point solver shares: options, state, stopping, statistics.
 
-A solver subclass supplies two things: how to propose the next iterate from the state
+A solver is a frozen dataclass of options (:class:`FixedPointSolver`); a solve keeps what
+changes in a typed state (:class:`SolverState`, extended by each solver that needs more,
+e.g. :class:`~andersonn_lab.solvers.anderson.AndersonState`). A solver subclass supplies its
+state (:meth:`FixedPointSolver._init_state`), how to propose the next iterate from it
 (:meth:`FixedPointSolver._propose`) and what to do once ``f`` has been evaluated there
-(:meth:`FixedPointSolver._prepare`, plus the optional hooks around them).
+(:meth:`FixedPointSolver._evaluate`, :meth:`FixedPointSolver._screen`,
+:meth:`FixedPointSolver._prepare`). Values move between these hooks only as typed state
+fields or as the :class:`Evaluation` one hook returns to the next.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
 
 from andersonn_lab._warnings import warn
 
-from ._checks import check_beta, check_int, check_real, check_stop_mode
+from .checks import check_beta, check_int, check_real, check_stop_mode
 from .result import SolverResult, SolverWarning, Status
 
 REL_EPS = 1e-5
@@ -30,7 +35,8 @@ class SolverState:
     """Everything a solve carries from one step to the next.
 
     Flat tensors are ``(B, d)`` views of the caller's ``(B, ...)`` tensors. Attributes
-    documented here are stable and may be read by callbacks; others are private.
+    documented here are stable and may be read by callbacks; others are private. Solvers
+    that carry more (Anderson's window) use a subclass with typed fields.
 
     Attributes
     ----------
@@ -67,7 +73,10 @@ class SolverState:
     timer: _StepTimer | None = None
     finished: bool = False
     stop_requested: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def shared(self) -> dict[str, Any]:
+        """The fields of :class:`SolverState` by name, to build a solver's own state from."""
+        return {item.name: getattr(self, item.name) for item in fields(SolverState)}
 
 
 class _StepTimer:
@@ -99,19 +108,79 @@ class _StepTimer:
         return torch.tensor(values, dtype=torch.float64)
 
 
+_ASYNC_ON_CPU = False
+"""Testing switch: when True, solves on the CPU take the code path of an accelerator (no
+per-step host synchronisation, :meth:`FixedPointSolver.done` asks every 4 steps by
+default), so that the CPU test suite covers that path. Step times still come from
+``perf_counter``."""
+
+
+def syncs_cheaply(device: torch.device) -> bool:
+    """Whether reading a value of ``device`` on the host is cheap (the CPU), so that the
+    solvers may branch on it every step; False on accelerators (and on the CPU while the
+    private ``_ASYNC_ON_CPU`` switch is on)."""
+    return device.type == "cpu" and not _ASYNC_ON_CPU
+
+
+def _host_bool(mask: torch.Tensor) -> bool:
+    """``bool`` of a one-element tensor: the host waits for the device here."""
+    return bool(mask)
+
+
 def maybe_any(mask: torch.Tensor) -> bool:
     """Whether any element of ``mask`` is set, without a device synchronisation.
 
     On the CPU this is exact; elsewhere it answers True, so that callers take the general
     path instead of waiting for the device.
     """
-    if mask.device.type == "cpu":
-        return bool(mask.any())
+    if syncs_cheaply(mask.device):
+        return _host_bool(mask.any())
     return True
 
 
-class FixedPointSolver:
-    """Base class of the batched solvers for ``z = f(z)``.
+@dataclass(frozen=True)
+class Evaluation:
+    """What one evaluation of ``f`` yields: the residual and its norms.
+
+    Returned by :meth:`FixedPointSolver._evaluate` and handed to ``_screen`` and
+    ``_prepare`` of the same step; a solver may return a subclass carrying more (Anderson's
+    new Gram row).
+
+    Attributes
+    ----------
+    g:
+        ``(B, d)`` residual ``f(z) − z``.
+    abs_res, rel_res:
+        ``(B,)`` absolute and relative residual norms.
+
+    Examples
+    --------
+    >>> g = torch.tensor([[3.0, 4.0]])
+    >>> Evaluation(g=g, abs_res=g.norm(dim=1), rel_res=g.norm(dim=1) / 5).abs_res
+    tensor([5.])
+    """
+
+    g: torch.Tensor
+    abs_res: torch.Tensor
+    rel_res: torch.Tensor
+
+
+StateT = TypeVar("StateT", bound=SolverState)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FixedPointSolver(Generic[StateT]):
+    """Base class of the batched solvers for ``z = f(z)``: a frozen set of options.
+
+    A solver is a small immutable value: its dataclass fields are its options, checked once
+    when it is built (a bad value raises a ``ValueError`` naming it, an unknown one a
+    ``TypeError``). Solving goes through ``init`` / ``step`` / ``done`` / ``result`` (or
+    :meth:`run`), which keep everything that changes in a typed state (:class:`SolverState`
+    or a subclass of it); the solver itself never changes.
+
+    A subclass supplies its state and how to move it: :meth:`_init_state`,
+    :meth:`_propose`, :meth:`_evaluate`, :meth:`_screen`, :meth:`_prepare` and
+    :meth:`_result_extra`.
 
     Parameters
     ----------
@@ -130,45 +199,91 @@ class FixedPointSolver:
         How often :meth:`done` asks the device whether all samples have stopped. Default:
         every step on the CPU, every 4 steps on a GPU (avoids a host-device sync per step;
         samples that stopped stay frozen in between).
+
+    Examples
+    --------
+    >>> from andersonn_lab.solvers import ForwardIteration
+    >>> solver = ForwardIteration(tol=1e-6)
+    >>> solver.options(), solver.settings()["tol"]
+    (('beta', 'tol', 'max_iter', 'stop_mode', 'divergence_factor', 'check_every'), 1e-06)
+    >>> ForwardIteration(tol=0)
+    Traceback (most recent call last):
+    ...
+    ValueError: tol must lie in (0.0, inf], got 0.0
     """
 
-    method = "base"
+    method: ClassVar[str] = "base"
 
-    def __init__(
-        self,
-        *,
-        beta: float | torch.Tensor = 1.0,
-        tol: float = 1e-4,
-        max_iter: int = 50,
-        stop_mode: str = "rel",
-        divergence_factor: float = 1e6,
-        check_every: int | None = None,
-    ) -> None:
-        self.beta = check_beta(beta)
-        self.tol = check_real("tol", tol, low=0.0, low_open=True)
-        self.max_iter = check_int("max_iter", max_iter, minimum=1)
-        self.stop_mode = check_stop_mode(stop_mode)
-        self.divergence_factor = check_real(
-            "divergence_factor", divergence_factor, low=1.0, low_open=True, allow_inf=True
+    beta: float | torch.Tensor = 1.0
+    tol: float = 1e-4
+    max_iter: int = 50
+    stop_mode: str = "rel"
+    divergence_factor: float = 1e6
+    check_every: int | None = None
+
+    def __post_init__(self) -> None:
+        self._set("beta", check_beta(self.beta))
+        self._set("tol", check_real("tol", self.tol, low=0.0, low_open=True))
+        self._set("max_iter", check_int("max_iter", self.max_iter, minimum=1))
+        self._set("stop_mode", check_stop_mode(self.stop_mode))
+        self._set(
+            "divergence_factor",
+            check_real(
+                "divergence_factor", self.divergence_factor, low=1.0, low_open=True, allow_inf=True
+            ),
         )
-        self.check_every = (
-            None if check_every is None else check_int("check_every", check_every, minimum=1)
-        )
+        if self.check_every is not None:
+            self._set("check_every", check_int("check_every", self.check_every, minimum=1))
+
+    def _set(self, name: str, value: Any) -> None:
+        """Store a checked (normalised) option on the frozen instance; for ``__post_init__``."""
+        object.__setattr__(self, name, value)
 
     # ----------------------------------------------------------------- public API
-    def settings(self) -> dict[str, Any]:
-        """The solver's settings, as given."""
-        beta = self.beta.tolist() if isinstance(self.beta, torch.Tensor) else self.beta
-        return {
-            "beta": beta,
-            "tol": self.tol,
-            "max_iter": self.max_iter,
-            "stop_mode": self.stop_mode,
-            "divergence_factor": self.divergence_factor,
-            "check_every": self.check_every,
-        }
+    @classmethod
+    def options(cls) -> tuple[str, ...]:
+        """Names of the solver's options: its dataclass fields.
 
-    def init(self, f: Fn, z0: torch.Tensor) -> SolverState:
+        Examples
+        --------
+        >>> from andersonn_lab.solvers import Anderson
+        >>> Anderson.options()[-4:]
+        ('m', 'lam', 'safeguard', 'max_weight')
+        """
+        return tuple(item.name for item in fields(cls))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The solver as keyword arguments of :func:`~andersonn_lab.solvers.make_solver`.
+
+        Examples
+        --------
+        >>> from andersonn_lab.solvers import Anderson, make_solver
+        >>> solver = Anderson(m=2, tol=1e-6)
+        >>> solver.as_dict()["method"], make_solver(**solver.as_dict()) == solver
+        ('anderson', True)
+        """
+        return {"method": self.method, **{name: getattr(self, name) for name in self.options()}}
+
+    def settings(self) -> dict[str, Any]:
+        """The solver's options by name (the solver's own first, then the shared ones).
+
+        A per-sample ``beta`` is given as a list.
+
+        Examples
+        --------
+        >>> from andersonn_lab.solvers import Anderson
+        >>> list(Anderson(m=2).settings())[:3]
+        ['m', 'lam', 'safeguard']
+        """
+        shared = FixedPointSolver.options()
+        names = [name for name in self.options() if name not in shared] + list(shared)
+        values = {name: getattr(self, name) for name in names}
+        if isinstance(values["beta"], torch.Tensor):
+            values["beta"] = values["beta"].tolist()
+        return values
+
+    # ----------------------------------------------------------------- public API
+    def init(self, f: Fn, z0: torch.Tensor) -> StateT:
         """Evaluate ``f`` at ``z0`` and return the starting state.
 
         Parameters
@@ -195,8 +310,8 @@ class FixedPointSolver:
         z = z0.detach().reshape(batch, -1).clone()
         timer = _StepTimer(z.device)
         fz = self._call(f, z, z0.shape)
-        g = self._residual_into(None, z, fz)
-        abs_res, rel_res = FixedPointSolver._norms(self, None, g, fz)
+        first = _evaluate_plain(z, fz)
+        abs_res, rel_res = first.abs_res, first.rel_res
         crit = rel_res if self.stop_mode == "rel" else abs_res
         finite = torch.isfinite(crit)
         converged = finite & (crit <= self.tol)
@@ -204,7 +319,7 @@ class FixedPointSolver:
         status = torch.where(converged, int(Status.CONVERGED), status)
         status = torch.where(~finite, int(Status.DIVERGED), status)
         zeros = torch.zeros(batch, dtype=torch.long, device=z.device)
-        state = SolverState(
+        shared = SolverState(
             shape=z0.shape,
             z=z,
             fz=fz,
@@ -222,41 +337,41 @@ class FixedPointSolver:
             nfe=1,
             timer=timer,
         )
-        state.abs_trace.append(_finite_or_inf(abs_res))
-        state.rel_trace.append(_finite_or_inf(rel_res))
-        self._start(state, g)
+        shared.abs_trace.append(_finite_or_inf(abs_res))
+        shared.rel_trace.append(_finite_or_inf(rel_res))
+        state = self._init_state(shared, first)
         timer.mark()
         return state
 
-    def step(self, f: Fn, state: SolverState) -> SolverState:
+    def step(self, f: Fn, state: StateT) -> StateT:
         """Take one step: propose an iterate, evaluate ``f`` there, update the state."""
         if state.iteration >= self.max_iter:
             raise RuntimeError(f"max_iter={self.max_iter} steps already taken; call result()")
         z = self._propose(state)
         fz = self._call(f, z, state.shape)
-        g = self._residual_into(state, z, fz)
-        abs_res, rel_res = self._norms(state, g, fz)
+        evaluation = self._evaluate(state, z, fz)
+        abs_res, rel_res = evaluation.abs_res, evaluation.rel_res
         crit = rel_res if self.stop_mode == "rel" else abs_res
         state.iteration += 1
         state.nfe += 1
-        rejected = self._screen(state, abs_res, crit)
+        rejected = self._screen(state, evaluation, crit)
         self._bookkeep(state, z, fz, abs_res, rel_res, crit, rejected)
-        self._prepare(state, rejected)
+        self._prepare(state, evaluation, rejected)
         state.finished = False
         state.timer.mark()
         return state
 
-    def done(self, state: SolverState) -> bool:
+    def done(self, state: StateT) -> bool:
         """Whether the solve is over: every sample stopped, ``max_iter`` reached, or stopped."""
         if state.finished or state.stop_requested or state.iteration >= self.max_iter:
             state.finished = True
             return True
-        every = self.check_every or (1 if state.z.device.type == "cpu" else 4)
-        if state.iteration % every == 0 and not bool(state.active.any()):
+        every = self.check_every or (1 if syncs_cheaply(state.z.device) else 4)
+        if state.iteration % every == 0 and not _host_bool(state.active.any()):
             state.finished = True
         return state.finished
 
-    def result(self, state: SolverState) -> SolverResult:
+    def result(self, state: StateT) -> SolverResult:
         """Package the state as a :class:`SolverResult` (warns if samples diverged)."""
         status = state.status.clone()
         running = status == int(Status.RUNNING)
@@ -296,15 +411,22 @@ class FixedPointSolver:
         self,
         f: Fn,
         z0: torch.Tensor,
-        callback: Callable[[SolverState], bool | None] | None = None,
+        callback: Callable[[StateT], bool | None] | None = None,
     ) -> SolverResult:
-        """Solve ``z = f(z)`` from ``z0``.
+        """Solve ``z = f(z)`` from ``z0``: ``init``, then ``step`` until ``done``, then ``result``.
 
         Parameters
         ----------
         callback:
             Called with the state after the initial evaluation and after every step; return
             True to stop early (the samples still running get status ``"stopped"``).
+
+        Examples
+        --------
+        >>> import torch
+        >>> from andersonn_lab.solvers import Anderson
+        >>> Anderson(m=2, tol=1e-8).run(torch.cos, torch.zeros(2, 1)).all_converged
+        True
         """
         state = self.init(f, z0)
         if callback is not None and callback(state):
@@ -316,27 +438,35 @@ class FixedPointSolver:
         return self.result(state)
 
     # ------------------------------------------------------------- subclass hooks
-    def _start(self, state: SolverState, g: torch.Tensor) -> None:
-        """Set up method-specific state after the evaluation at ``z0``."""
+    def _init_state(self, shared: SolverState, first: Evaluation) -> StateT:
+        """Return the solver's state after the evaluation ``first`` at ``z0``.
 
-    def _propose(self, state: SolverState) -> torch.Tensor:
+        ``shared`` holds everything every solver tracks; a solver with more to carry
+        returns its own state subclass built from ``shared.shared()``.
+        """
+        return shared  # type: ignore[return-value]
+
+    def _propose(self, state: StateT) -> torch.Tensor:
         """Return the next iterate as a new ``(B, d)`` tensor; stopped samples keep ``z``."""
         raise NotImplementedError
 
-    def _residual_into(
-        self, state: SolverState | None, z: torch.Tensor, fz: torch.Tensor
-    ) -> torch.Tensor:
-        """Return ``fz − z`` (subclasses may write it straight into their history)."""
-        return fz - z
+    def _evaluate(self, state: StateT, z: torch.Tensor, fz: torch.Tensor) -> Evaluation:
+        """Return the residual ``fz − z`` and its norms (subclasses may keep it in history)."""
+        return _evaluate_plain(z, fz)
 
-    def _screen(self, state: SolverState, abs_res: torch.Tensor, crit: torch.Tensor):
+    def _screen(
+        self, state: StateT, evaluation: Evaluation, crit: torch.Tensor
+    ) -> torch.Tensor | None:
         """Return a ``(B,)`` mask of evaluations to reject, or None."""
         return None
 
-    def _prepare(self, state: SolverState, rejected: torch.Tensor | None) -> None:
-        """Get ready for the next :meth:`_propose`."""
+    def _prepare(
+        self, state: StateT, evaluation: Evaluation, rejected: torch.Tensor | None
+    ) -> None:
+        """Get ready for the next :meth:`_propose` (``state`` is already bookkept)."""
 
-    def _result_extra(self, state: SolverState) -> dict[str, Any]:
+    def _result_extra(self, state: StateT) -> dict[str, Any]:
+        """Method-specific fields of the :class:`SolverResult`."""
         return {}
 
     # ------------------------------------------------------------------ internals
@@ -350,14 +480,6 @@ class FixedPointSolver:
         if out.dtype != z.dtype:
             raise ValueError(f"f returned dtype {out.dtype} for z of dtype {z.dtype}")
         return out.detach().reshape(z.shape)
-
-    def _norms(
-        self, state: SolverState | None, g: torch.Tensor, fz: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the absolute and relative residuals of every sample."""
-        abs_res = torch.linalg.vector_norm(g, dim=1)
-        rel_res = abs_res / (torch.linalg.vector_norm(fz, dim=1) + REL_EPS)
-        return abs_res, rel_res
 
     def _bookkeep(
         self,
@@ -375,7 +497,7 @@ class FixedPointSolver:
         if maybe_any(improved):
             # Iterates are never modified after they are proposed, so the best one can be
             # kept by reference when every sample improved (the common case on the CPU).
-            if z.device.type == "cpu" and bool(improved.all()):
+            if syncs_cheaply(z.device) and _host_bool(improved.all()):
                 state.best_z = z
             else:
                 state.best_z = torch.where(improved[:, None], z, state.best_z)
@@ -394,6 +516,14 @@ class FixedPointSolver:
         state.abs_trace.append(abs_kept)
         state.rel_trace.append(rel_kept)
         state.z, state.fz, state.abs_res, state.rel_res = z, fz, abs_res, rel_res
+
+
+def _evaluate_plain(z: torch.Tensor, fz: torch.Tensor) -> Evaluation:
+    """The residual ``fz − z`` and its absolute and relative norms per sample."""
+    g = fz - z
+    abs_res = torch.linalg.vector_norm(g, dim=1)
+    rel_res = abs_res / (torch.linalg.vector_norm(fz, dim=1) + REL_EPS)
+    return Evaluation(g=g, abs_res=abs_res, rel_res=rel_res)
 
 
 def _finite_or_inf(x: torch.Tensor) -> torch.Tensor:

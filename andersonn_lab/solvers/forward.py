@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 import torch
 
 from .base import FixedPointSolver, SolverState
 
 
-class ForwardIteration(FixedPointSolver):
+@dataclass(frozen=True, kw_only=True)
+class ForwardIteration(FixedPointSolver[SolverState]):
     """Plain fixed-point iteration ``z ← (1 − β) z + β f(z)``.
 
     With ``beta=1`` this is Picard iteration, the way a deep equilibrium model "unrolls"
     its layer. It converges when ``f`` is a contraction, at the rate of its Lipschitz
-    constant. Parameters are those of :class:`~andersonn_lab.solvers.base.FixedPointSolver`.
+    constant. Its options are those of :class:`~andersonn_lab.solvers.base.FixedPointSolver`;
+    its state is the shared :class:`~andersonn_lab.solvers.base.SolverState`.
 
     Examples
     --------
@@ -23,7 +28,7 @@ class ForwardIteration(FixedPointSolver):
     (0.739085, True)
     """
 
-    method = "forward"
+    method: ClassVar[str] = "forward"
 
     def _propose(self, state: SolverState) -> torch.Tensor:
         weight = state.beta * state.active[:, None].to(state.beta.dtype)

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from ._checks import check_int, check_real
+from .checks import check_int, check_real
 
 DOTTIE = 0.7390851332151607
 """The fixed point of ``cos``."""

@@ -259,14 +259,18 @@ class TrainingDashboard:
 
     # ------------------------------------------------------------------ drawing
     def _on_event(self, event: str) -> None:
-        if event in ("batch", "epoch"):
-            if self._throttle.ready():
+        # A figure that fails to draw raises on to the controller, which reports it in the
+        # status (and sends "status" to show it); the status line and buttons are drawn
+        # whatever happens to the figures.
+        try:
+            if event in ("batch", "epoch"):
+                if self._throttle.ready():
+                    self.redraw()
+            else:  # start, run, done, status: always drawn
                 self.redraw()
-            else:
-                self.draw_status()
-        else:  # start, run, done, status: always drawn
-            self.redraw()
-        self.run_button.disabled = self.controller.current is not None
+        finally:
+            self.draw_status()
+            self.run_button.disabled = self.controller.current is not None
 
     def redraw(self) -> None:
         """Draw every panel, the status line and the table from the controller."""

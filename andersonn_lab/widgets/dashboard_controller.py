@@ -38,6 +38,8 @@ from torch.utils.data import Dataset
 
 from andersonn_lab.deq import DEQClassifier, save_checkpoint, train
 
+from ._listeners import Listeners, annotate
+
 __all__ = [
     "PALETTE",
     "DashboardController",
@@ -67,7 +69,7 @@ TRAIN_KEYS = {
 }
 """Keyword arguments of :func:`andersonn_lab.deq.train` a run configuration may set."""
 
-Listener = Callable[[str], None]
+Listener = Callable[[str], None]  # the type of Listeners' items, kept for callers
 
 
 class TrainingStopped(Exception):  # noqa: N818 - a signal, not an error
@@ -186,7 +188,9 @@ class DashboardController:
     Notes
     -----
     Listeners (:meth:`add_listener`) get ``"start"``, ``"batch"``, ``"epoch"``, ``"run"`` (a
-    run ended) and ``"done"``; during a threaded run they are called from the worker thread.
+    run ended), ``"done"`` and ``"status"``; during a threaded run they are called from the
+    worker thread. A listener that raises never stops training: the failure is reported in
+    :attr:`status`, and the listeners get a ``"status"`` event to show it.
 
     Examples
     --------
@@ -210,7 +214,8 @@ class DashboardController:
         self.common = {"epochs": 1, "batch_size": 32, "progress": False, **common}
         self.records: dict[str, RunRecord] = {}
         self._runs: list[_Run] = []
-        self._listeners: list[Listener] = []
+        self._listeners = Listeners()
+        self._plain_status = ("info", "ready")
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
@@ -257,16 +262,22 @@ class DashboardController:
 
     # ------------------------------------------------------------------ events
     def add_listener(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener(event)`` on every event; returns a function that unsubscribes."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+        """Call ``listener(event)`` on every event; returns a function that unsubscribes.
+
+        A listener that raises does not stop training: the failure is shown in
+        :attr:`status` (as a warning at least) until the next :meth:`run`.
+        """
+        return self._listeners.add(listener)
 
     def _emit(self, event: str) -> None:
-        for listener in list(self._listeners):
-            listener(event)
+        if self._listeners.emit(event):
+            self._set_status(*self._plain_status)
+            if event != "status":  # let the status line show the failure now
+                self._listeners.emit("status")
 
     def _set_status(self, level: str, text: str) -> None:
-        self.status = DashboardStatus(level, text)
+        self._plain_status = (level, text)
+        self.status = DashboardStatus(*annotate(level, text, self._listeners.failure))
 
     # ------------------------------------------------------------------ running
     @property
@@ -305,7 +316,7 @@ class DashboardController:
         """
         if not self._runs:
             self._set_status(
-                "error", self.status.text if self.status.level == "error" else "no runs"
+                "error", self._plain_status[1] if self.status.level == "error" else "no runs"
             )
             self._emit("status")
             return self.records
@@ -315,6 +326,7 @@ class DashboardController:
                 self._emit("status")
                 return self.records
             self._stop_event.clear()
+            self._listeners.clear_failure()
             pending = [r for r in self._runs if self.records[r.name].state == "pending"]
             if not pending:
                 self._set_status(

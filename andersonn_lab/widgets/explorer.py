@@ -340,11 +340,15 @@ class ConvergenceExplorer:
             self.radius.description = spec.radius_label
 
     def _on_event(self, event: str) -> None:
-        if event == "sweep":
-            self.draw_crossover()
-        elif event != "start":  # the first "progress" follows at once; draw there
-            self.draw_residuals()
-        self.draw_status()
+        # A figure that fails to draw raises on to the controller, which reports it in the
+        # status; the status line is drawn whatever happens to the figures.
+        try:
+            if event == "sweep":
+                self.draw_crossover()
+            elif event != "start":  # the first "progress" follows at once; draw there
+                self.draw_residuals()
+        finally:
+            self.draw_status()
 
     def _clear(self) -> None:
         self.controller.clear_history()

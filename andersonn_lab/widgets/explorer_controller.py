@@ -33,6 +33,7 @@ import torch
 from ..solvers import SolverResult, SolverWarning, make_solver
 from ..solvers.base import SolverState
 from ..solvers.problems import make_problem
+from ._listeners import Listeners, annotate
 from ._throttle import Throttle
 
 METHODS = ("anderson", "forward")
@@ -355,7 +356,9 @@ class ExplorerController:
     Listeners added with :meth:`add_listener` are called with an event name:
     ``"start"``, ``"progress"`` (throttled, during a solve), ``"finished"``, ``"sweep"``
     (after each sweep point and at its end) and ``"status"`` (status changed, nothing ran).
-    During a threaded run they are called from the worker thread.
+    During a threaded run they are called from the worker thread. A listener that raises
+    never stops a solve: the failure is reported in :attr:`status`, and the listeners get a
+    ``"status"`` event to show it.
 
     The residual plotted is the relative residual ``‖f(z) − z‖ / (‖f(z)‖ + 1e-5)`` of
     :attr:`SolverResult.rel_residuals`; for a problem with a batch of several samples,
@@ -392,7 +395,8 @@ class ExplorerController:
         self.last_results: list[SolverResult] = []
         self.status = ExplorerStatus("info", "ready")
         self.throttle = Throttle(min_interval)
-        self._listeners: list[Listener] = []
+        self._listeners = Listeners()
+        self._plain_status = ("info", "ready")
         self._lock = threading.RLock()
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
@@ -507,24 +511,22 @@ class ExplorerController:
 
     # ------------------------------------------------------------------ listeners
     def add_listener(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener(event)`` on every event; returns a function that removes it."""
-        self._listeners.append(listener)
+        """Call ``listener(event)`` on every event; returns a function that removes it.
 
-        def remove() -> None:
-            if listener in self._listeners:
-                self._listeners.remove(listener)
-
-        return remove
+        A listener that raises does not stop the solve or sweep: the failure is shown in
+        :attr:`status` (as a warning at least) until the next run or sweep starts.
+        """
+        return self._listeners.add(listener)
 
     def _emit(self, event: str) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(event)
-            except Exception as exc:  # a drawing failure must not stop the solve
-                self.status = ExplorerStatus("error", f"drawing failed: {exc!r}")
+        if self._listeners.emit(event):
+            self._set_status(*self._plain_status)
+            if event != "status":  # let the status line show the failure now
+                self._listeners.emit("status")
 
     def _set_status(self, level: str, text: str, *, notify: bool = False) -> None:
-        self.status = ExplorerStatus(level, text)
+        self._plain_status = (level, text)
+        self.status = ExplorerStatus(*annotate(level, text, self._listeners.failure))
         if notify:
             self._emit("status")
 
@@ -666,6 +668,7 @@ class ExplorerController:
         return f"anderson m={s.m} β={s.beta:g} λ={s.lam:g}"
 
     def _run_job(self) -> list[SolverResult]:
+        self._listeners.clear_failure()
         try:
             problem = self._get_problem()
             solvers = [(method, self._make_solver(method)) for method in self.methods()]
@@ -793,6 +796,7 @@ class ExplorerController:
         return self._launch(self._sweep_job, block) or []
 
     def _sweep_job(self) -> list[SweepPoint]:
+        self._listeners.clear_failure()
         s = self.settings
         try:
             problem = self._get_problem()

@@ -270,11 +270,18 @@ class ImageViewer(w.VBox):
         self.redraw_selection()
         if notify:
             for callback in list(self._callbacks):
-                callback(atoms)
+                try:
+                    callback(atoms)
+                except Exception as err:  # e.g. a linked viewer failing to draw
+                    message = f"drawing failed on select: {type(err).__name__}: {err}"
+                    self.status.value = status_html(message, "warning")
         return atoms
 
     def on_pixel(self, callback: Callable[[tuple[Any, Any] | None], None]) -> None:
-        """Call ``callback(atoms)`` (a pair of graph nodes, or None) when a pixel is selected."""
+        """Call ``callback(atoms)`` (a pair of graph nodes, or None) when a pixel is selected.
+
+        A callback that raises is reported in the status line, never raised.
+        """
         self._callbacks.append(callback)
 
     def redraw_selection(self) -> None:

@@ -258,7 +258,12 @@ class MisclassificationInspector:
         """Show one structure (by id): viewers, probabilities, residuals, attribution."""
         detail = self.controller.select_structure(entry_id)
         if detail is not None:
-            self.draw_detail(detail)
+            try:
+                self.draw_detail(detail)
+            except Exception as err:  # a drawing failure is reported, never raised
+                self.controller._set(
+                    "warning", f"drawing {entry_id} failed: {type(err).__name__}: {err}"
+                )
             if entry_id in self.structures.options and self.structures.value != entry_id:
                 self._muted = True
                 try:

@@ -37,14 +37,15 @@ _AXIS = {"visible": False, "showbackground": False}
 
 
 def status_html(message: str, level: str = "info") -> str:
-    """Return the HTML of a status line (``level``: ``"info"`` or ``"error"``).
+    """Return the HTML of a status line (``level``: ``"info"``, ``"warning"`` or ``"error"``).
 
     Examples
     --------
     >>> status_html("bad", "error").startswith("<span style='color:#c62828'>")
     True
     """
-    color, symbol = {"info": ("#2e7d32", "✓"), "error": ("#c62828", "✗")}[level]
+    styles = {"info": ("#2e7d32", "✓"), "warning": ("#e65100", "⚠"), "error": ("#c62828", "✗")}
+    color, symbol = styles[level]
     return f"<span style='color:{color}'>{symbol} {html.escape(message)}</span>"
 
 
@@ -275,12 +276,19 @@ class StructureViewer(w.VBox):
         return values
 
     def on_select(self, callback: Callable[[tuple[Any, ...]], None]) -> None:
-        """Call ``callback(selected_atoms)`` whenever the selection changes."""
+        """Call ``callback(selected_atoms)`` whenever the selection changes.
+
+        A callback that raises is reported in the status line, never raised.
+        """
         self._callbacks.append(callback)
 
     def _notify(self) -> None:
         for callback in list(self._callbacks):
-            callback(self.controller.selected)
+            try:
+                callback(self.controller.selected)
+            except Exception as err:  # e.g. a linked viewer failing to draw
+                message = f"drawing failed on select: {type(err).__name__}: {err}"
+                self.status.value = status_html(message, "warning")
 
     def redraw_selection(self) -> None:
         """Redraw the selection halo and the depiction after the controller's selection changed."""
