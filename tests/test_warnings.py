@@ -69,3 +69,13 @@ def test_external_stacklevel_stops_at_the_outermost_frame():
     with pytest.warns(UserWarning) as record:
         warnings.warn("here", stacklevel=level)
     assert record[0].filename == __file__
+
+
+def test_spectrum_at_a_point_that_is_not_fixed_names_the_callers_line():
+    from andersonn_lab.solvers import SpectrumWarning, jacobian_spectrum
+
+    z = torch.ones(1, 3, dtype=torch.float64)
+    warning = _caught(
+        SpectrumWarning, lambda: jacobian_spectrum(lambda v: 0.5 * v, z, method="dense")
+    )
+    assert warning.filename == __file__ and "not a fixed point" in str(warning.message)
