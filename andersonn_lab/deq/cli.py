@@ -46,6 +46,7 @@ ENCODINGS = (
     "elements",
     "electrons",
     "framework",
+    "framework_atoms",
 )  # the keys of structures.CHANNELS
 _MOLECULE_SUFFIXES = {".smi", ".smiles", ".sdf", ".sd", ".mol"}
 _FILE_SUFFIXES = _MOLECULE_SUFFIXES | {".cif", ".xyz", ".extxyz", ".vasp"}
