@@ -70,7 +70,7 @@ RECIPES: dict[str, dict[str, Any]] = {
         "training": {"epochs": 12, "batch_size": 32},
     },
     "mofs": {
-        "encoding": "framework",
+        "encoding": "framework_atoms",
         "image_size": 32,
         "graph_options": {},
         "model": {"channels": 32, "hidden": 32, "groups": 8, "pool": 4},
