@@ -14,9 +14,11 @@ For every task the study
    tolerance instead of a solve to ``reference_tol`` (1e-6);
 4. sweeps Anderson's window ``m`` (0 = forward iteration with mixing ``β``) and ``β``,
    recording evaluations, wall time to ``eval_tol`` and memory: the bytes of the solver's
-   history buffers computed from their shapes, plus the measured peak on CUDA
-   (``torch.cuda.max_memory_allocated``) or, on the CPU, the rise of the process's peak
-   resident set (``ru_maxrss``; it only rises, so small buffers often show 0).
+   history buffers computed from their shapes, plus, on CUDA only, the measured peak
+   (``torch.cuda.max_memory_allocated`` above the baseline). On the CPU nothing measures one
+   solve's peak honestly: torch's CPU allocator keeps no peak counter, ``tracemalloc`` does not
+   see tensor memory, and the process's peak resident set never falls (it read 0 for most
+   rows), so the CPU rows carry the computed bytes only.
 
 Fairness: both solvers get the same tolerance and cap. When a solver does not converge the
 table says so; a speed-up where forward iteration stopped at its cap is labelled
@@ -42,7 +44,6 @@ import inspect
 import json
 import math
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -259,11 +260,6 @@ def anderson_buffer_bytes(m: int, batch: int, dim: int, itemsize: int = 4) -> in
     )
 
 
-def _peak_rss_bytes() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
-
-
 def measure_solve(
     model: DEQClassifier,
     images: torch.Tensor,
@@ -289,8 +285,8 @@ def measure_solve(
         of the batch: the solve runs until its slowest sample stops), ``fwd_steps_mean``
         (steps per sample, averaged), ``fwd_time`` (median seconds), ``fwd_unconverged``,
         ``fwd_hit_cap``; the same with ``bwd_`` (None without ``backward``); memory:
-        ``history_bytes`` (analytic), ``cuda_peak_bytes`` (CUDA only, else None) and
-        ``rss_peak_rise_bytes`` (CPU only, else None).
+        ``history_bytes`` (analytic) and ``cuda_peak_bytes`` (measured, CUDA only: None on
+        the CPU).
 
     Examples
     --------
@@ -309,7 +305,7 @@ def measure_solve(
     was_training = model.training
     model.eval()
     fwd_times, bwd_times = [], []
-    cuda_peak = rss_rise = None
+    cuda_peak = None
     try:
         with torch.set_grad_enabled(backward):  # untimed warm-up (allocator, kernels)
             logits = model(images)
@@ -323,7 +319,6 @@ def measure_solve(
                     _sync(device)
                     base = torch.cuda.memory_allocated(device)
                     torch.cuda.reset_peak_memory_stats(device)
-                rss_before = _peak_rss_bytes()
                 with torch.set_grad_enabled(backward):
                     logits = model(images)
                     if backward:
@@ -331,8 +326,6 @@ def measure_solve(
                 _sync(device)
                 if device.type == "cuda":
                     cuda_peak = max(cuda_peak or 0, torch.cuda.max_memory_allocated(device) - base)
-                else:
-                    rss_rise = max(rss_rise or 0, _peak_rss_bytes() - rss_before)
                 fwd_times.append(stats.forward_time)
                 bwd_times.append(stats.backward_time)
             fwd_steps, bwd_steps = stats.forward_steps, stats.backward_steps
@@ -369,7 +362,6 @@ def measure_solve(
         if method == "anderson"
         else 0,
         "cuda_peak_bytes": cuda_peak,
-        "rss_peak_rise_bytes": rss_rise,
     }
 
 
@@ -890,19 +882,18 @@ def format_table(study: Mapping[str, Any]) -> str:
             f"unconverged: {pc['fast_unconverged']} fast, {pc['reference_unconverged']} reference"
         )
         lines.append(f"  window sweep (forward solve to tol {a['tol']:g}):")
+        on_cuda = any(row.get("cuda_peak_bytes") is not None for row in task["sweep"])
         lines.append(
             f"    {'solver':<10} {'m':>3} {'beta':>5} {'nfe':>5} {'ms':>9} {'converged':<22} "
-            f"{'history KiB':>12} {'measured peak':>16}"
+            f"{'history KiB':>12}" + (f" {'CUDA peak KiB':>14}" if on_cuda else "")
         )
         for row in task["sweep"]:
-            if row["cuda_peak_bytes"] is not None:
-                peak = f"{row['cuda_peak_bytes'] / 1024:.0f} KiB cuda"
-            else:
-                peak = f"{(row['rss_peak_rise_bytes'] or 0) / 1024:.0f} KiB rss+"
+            peak = row.get("cuda_peak_bytes")
             lines.append(
                 f"    {row['solver']:<10} {row['m']:>3} {row['beta']:>5.2f} {row['fwd_nfe']:>5d} "
                 f"{row['fwd_time'] * 1e3:>9.1f} {_conv(row['fwd_unconverged'], row['n']):<22} "
-                f"{row['history_bytes'] / 1024:>12.1f} {peak:>16}"
+                f"{row['history_bytes'] / 1024:>12.1f}"
+                + (f" {(peak or 0) / 1024:>14.0f}" if on_cuda else "")
             )
 
         time_ok = sp["fwd_time_ratio"] is not None and sp["fwd_time_ratio"] > 1.0
@@ -917,9 +908,9 @@ def format_table(study: Mapping[str, Any]) -> str:
         )
     lines.append("")
     lines.append(
-        "memory: 'history KiB' is Anderson's buffers computed from their shapes; 'rss+' is the "
-        "rise of the process's peak resident set during the solve (it never falls, so 0 "
-        "means no new peak), 'cuda' is torch.cuda.max_memory_allocated above the baseline."
+        "memory: 'history KiB' is Anderson's buffers computed from their shapes; 'CUDA peak "
+        "KiB' (on CUDA only) is torch.cuda.max_memory_allocated above the baseline during "
+        "the solve. On the CPU no peak is measured: torch's CPU allocator keeps no peak counter."
     )
     if "json" in study:
         lines.append(f"wrote {study['json']} and {study['png']}")
