@@ -533,7 +533,7 @@ def _framework_image(
         )
         if on_overflow == "error":
             raise StructureError(message)
-        warnings.warn(message, ImageOverflowWarning, stacklevel=3)
+        warn(message, ImageOverflowWarning)
     nodes, inst = bond_instances(graph)
     index = {node: p for p, node in enumerate(nodes)}
     rows = [index[node] for node in reps[:size]]
