@@ -240,3 +240,18 @@ def test_viewer_and_attribution_map_every_atom_of_a_class_to_its_row() -> None:
     scores = atom_scores(np.ones((4, 4)), graph, encoding="framework")
     assert sorted(scores) == sorted(graph.nodes)  # every atom gets its class's share
     assert sum(scores.values()) == pytest.approx(2 * (4 + 4 - 1))  # the two occupied rows
+
+
+def test_framework_atoms_gives_every_atom_its_own_row() -> None:
+    graph = from_atoms(bulk("NaCl", "rocksalt", a=5.64).repeat((2, 1, 1)), cutoff_scale=1.1)
+    pooled = node_neighbor_image(graph, encoding="framework", size=4)
+    atoms = node_neighbor_image(graph, encoding="framework_atoms", size=4)
+    assert CHANNELS["framework_atoms"] == CHANNELS["framework"]
+    multiplicity = _channel("multiplicity")
+    assert atoms[multiplicity].diagonal().tolist() == [0.25] * 4
+    assert pooled[multiplicity].diagonal().tolist() == [0.5, 0.5, 0.0, 0.0]
+    # Same atoms, same environments and scalars: row 0 (a Cl) agrees beyond the bond columns.
+    assert torch.allclose(atoms[3:, 0, 0][1:], pooled[3:, 0, 0][1:])
+    assert float(atoms[_channel("bond_order")].sum()) == pytest.approx(4 * 6 / 3)
+    with pytest.warns(Warning, match="4 atoms do not fit"):
+        node_neighbor_image(graph, encoding="framework_atoms", size=2)

@@ -47,6 +47,7 @@ ENCODINGS = (
     "electrons",
     "charges",
     "framework",
+    "framework_atoms",
 )  # the keys of structures.CHANNELS
 _MOLECULE_SUFFIXES = {".smi", ".smiles", ".sdf", ".sd", ".mol"}
 _FILE_SUFFIXES = _MOLECULE_SUFFIXES | {".cif", ".xyz", ".extxyz", ".vasp"}

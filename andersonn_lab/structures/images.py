@@ -38,7 +38,9 @@ __all__ = [
     "pixel_atoms",
 ]
 
-Encoding = Literal["adjacency", "neighbors", "elements", "electrons", "charges", "framework"]
+Encoding = Literal[
+    "adjacency", "neighbors", "elements", "electrons", "charges", "framework", "framework_atoms"
+]
 Overflow = Literal["crop", "error"]
 
 DISTANCE_SCALE = 1.5
@@ -114,10 +116,11 @@ CHANNELS: dict[str, tuple[str, ...]] = {
     ),
     "framework": (*_FRAMEWORK_ATOM, *(f"global_{name}" for name in FRAMEWORK_GLOBAL_SCALES)),
 }
+CHANNELS["framework_atoms"] = CHANNELS["framework"]
 """Channel names of each encoding, in channel order."""
 
 GLOBAL_CHANNELS: dict[str, int] = {name: 0 for name in CHANNELS}
-GLOBAL_CHANNELS["framework"] = len(FRAMEWORK_GLOBAL_SCALES)
+GLOBAL_CHANNELS["framework"] = GLOBAL_CHANNELS["framework_atoms"] = len(FRAMEWORK_GLOBAL_SCALES)
 GLOBAL_CHANNELS["charges"] = 1
 """Number of trailing channels of each encoding that hold one number per structure (on the
 diagonal of every atom row): the ``global_channels`` of
@@ -130,6 +133,7 @@ LAYOUTS: dict[str, str] = {
     "electrons": "adjacency",
     "charges": "adjacency",
     "framework": "adjacency",
+    "framework_atoms": "adjacency",
 }
 """Pixel layout of each encoding: ``"adjacency"`` (pixel ``(r, s)`` relates atoms ``r`` and
 ``s``) or ``"neighbors"`` (row ``r`` lists atom ``r`` and its nearest neighbours)."""
@@ -285,6 +289,10 @@ def node_neighbor_image(
     No channel looks at empty space (no probe, grid or cavity), so none recomputes a pore
     size.
 
+    ``encoding="framework_atoms"``: the same channels with one row per atom in canonical
+    order (multiplicity ``1 / atoms``), cropped like ``"adjacency"``: the contrast that
+    measures what pooling equivalent atoms does.
+
     ``encoding="neighbors"`` (pixel ``[c, r, s]``: atom ``order[r]`` for ``s == 0``, else its
     ``s``-th nearest bond instance; instances sorted by distance, then by decreasing bond
     order, then by the neighbour's canonical rank; at most ``k`` columns of neighbours):
@@ -333,8 +341,8 @@ def node_neighbor_image(
     ((3, 8, 8), 0.5)
     """
     _check_args(encoding, size, k, on_overflow)
-    if encoding == "framework":
-        return _framework_image(graph, size, on_overflow)
+    if encoding in ("framework", "framework_atoms"):
+        return _framework_image(graph, size, on_overflow, pooled=encoding == "framework")
     nodes, inst = bond_instances(graph)
     node_ranks = canonical_ranks(graph)
     order = _ordered_rows(graph, node_ranks, size, on_overflow)
@@ -540,8 +548,13 @@ def _odd_electrons(graph: nx.Graph) -> float:
     return float((electrons - charge) // unit % 2)
 
 
-def _framework_image(graph: nx.Graph, size: int, on_overflow: str) -> torch.Tensor:
-    """The ``"framework"`` image: equivalence-class rows, environments, global scalars."""
+def _framework_image(
+    graph: nx.Graph, size: int, on_overflow: str, pooled: bool = True
+) -> torch.Tensor:
+    """The ``"framework"`` image: equivalence-class rows, environments, global scalars.
+
+    ``pooled=False`` (``"framework_atoms"``): one row per atom in canonical order instead.
+    """
     from .environment import atom_environment, framework_descriptors
 
     try:
@@ -550,11 +563,17 @@ def _framework_image(graph: nx.Graph, size: int, on_overflow: str) -> torch.Tens
         raise StructureError(f"encoding 'framework': {error}") from None
     descriptors = framework_descriptors(graph, env)
     node_ranks = canonical_ranks(graph)
-    reps, row_of = framework_rows(graph, node_ranks)
+    if pooled:
+        reps, row_of = framework_rows(graph, node_ranks)
+        what = "classes of equivalent atoms"
+    else:
+        reps = canonical_order(graph, node_ranks)
+        row_of = {node: r for r, node in enumerate(reps)}
+        what = "atoms"
     if len(reps) > size:
         message = (
-            f"{describe(graph)}: {len(reps)} classes of equivalent atoms do not fit in a "
-            f"{size}x{size} image; {len(reps) - size} classes dropped (kept the first {size})"
+            f"{describe(graph)}: {len(reps)} {what} do not fit in a "
+            f"{size}x{size} image; {len(reps) - size} dropped (kept the first {size})"
         )
         if on_overflow == "error":
             raise StructureError(message)
