@@ -92,6 +92,7 @@ def select_candidates(
     skipped: list[dict[str, str]] = []
     eligible: list[dict[str, Any]] = []
     seen: dict[str, str] = {}
+    seen_parent: dict[str, str] = {}
     for row in sorted(rows, key=id_key):
         cid, name = row["chembl_id"], row["name"]
 
@@ -113,10 +114,13 @@ def select_candidates(
             skip(problem)
             continue
         key = skeleton_key(parent)
+        if parent in seen_parent:
+            skip(f"duplicate parent of {seen_parent[parent]}")
+            continue
         if key in seen:
             skip(f"same InChIKey skeleton as {seen[key]}")
             continue
-        seen[key] = cid
+        seen[key] = seen_parent[parent] = cid
         n_heavy = Chem.MolFromSmiles(parent).GetNumHeavyAtoms()
         eligible.append({**row, "parent": parent, "n_heavy": n_heavy, "skeleton": key})
     n_eligible = len(eligible)
@@ -592,9 +596,11 @@ def provenance_text(
     merged = [s for s in skipped if s["reason"].startswith("same InChIKey skeleton")]
 
     def reason_key(s: dict[str, str]) -> str:
-        for prefix in ("same InChIKey skeleton", "charged parent", "fewer than", "more than"):
+        for prefix in ("same InChIKey skeleton", "duplicate parent", "charged parent"):
             if s["reason"].startswith(prefix):
                 return prefix
+        if s["reason"].startswith("no conformer"):
+            return "no conformer embedded"
         return s["reason"].split("(")[0].strip()
 
     reasons = "\n".join(
@@ -642,7 +648,8 @@ its records.
    connectivity without stereochemistry or mobile hydrogens) are merged, keeping the
    numerically lowest ChEMBL id: stereoisomers (isotretinoin and alitretinoin) and
    tautomers (acyclovir and the tautomer registered for its sodium salt) count once, so they
-   cannot sit on both sides of a split. {len(merged)} rows were merged this way; each is
+   cannot sit on both sides of a split. {len(merged)} rows were merged this way, besides
+   the rows whose neutral parent is the very same molecule (salts and duplicates); each is
    listed in `{SKIPPED_NAME}` with the id it was merged into.
 5. {facts["n_eligible"]} drugs pass; {facts["n_drawn"]} are computed (limit={facts["limit"]}).
 

@@ -174,8 +174,11 @@ def force_field_conformers(
         params.useRandomCoords = True
         params.maxIterations = 5000
         ids = list(AllChem.EmbedMultipleConfs(mol, int(n_conformers), params))
-    if not ids:
-        raise ValueError(f"no conformer could be embedded for {smiles!r}")
+    if not ids or mol.GetNumConformers() < len(ids):
+        raise ValueError(
+            f"no conformer could be embedded for {smiles!r} "
+            f"(ETKDG, {EMBED_TIMEOUT_S} s per attempt)"
+        )
     if AllChem.MMFFHasAllMoleculeParams(mol):
         results = AllChem.MMFFOptimizeMoleculeConfs(mol, maxIters=2000)
         ff = "MMFF94"
