@@ -51,11 +51,16 @@ def test_skeleton_key_merges_stereoisomers_and_tautomers() -> None:
 
 
 def test_select_candidates_says_why_each_row_is_left_out() -> None:
-    candidates, skipped, n_eligible = select_candidates(SOURCE)
-    assert n_eligible == 3
-    assert {c["chembl_id"] for c in candidates} == {"CHEMBL9", "CHEMBL10", "CHEMBL11"}
+    cinnamic = [
+        _row("CHEMBL15", "E-CINNAMIC ACID", "OC(=O)/C=C/c1ccccc1"),
+        _row("CHEMBL16", "Z-CINNAMIC ACID", "OC(=O)/C=C\\c1ccccc1"),
+    ]
+    candidates, skipped, n_eligible = select_candidates(SOURCE + cinnamic)
+    assert n_eligible == 4
+    assert {c["chembl_id"] for c in candidates} == {"CHEMBL9", "CHEMBL10", "CHEMBL11", "CHEMBL15"}
     reasons = {s["chembl_id"]: s["reason"] for s in skipped}
-    assert reasons["CHEMBL12"] == "same InChIKey skeleton as CHEMBL9"
+    assert reasons["CHEMBL12"] == "duplicate parent of CHEMBL9"  # the salt's parent
+    assert reasons["CHEMBL16"] == "same InChIKey skeleton as CHEMBL15"  # a stereoisomer
     assert reasons["CHEMBL13"].startswith("charged parent")
     assert reasons["CHEMBL14"] == "molecule type Antibody"
 
