@@ -34,13 +34,11 @@ Examples
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -384,8 +382,8 @@ def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_baselines_command(args: argparse.Namespace) -> int:
     """``andersonn-lab bench baselines``: score the baselines, print the table, write JSON."""
+    from .holdout import write_results
     from .recipe import RECIPES
-    from .study import results_dir
 
     try:
         import sklearn  # noqa: F401
@@ -414,14 +412,7 @@ def run_baselines_command(args: argparse.Namespace) -> int:
     if not results:
         print("andersonn-lab bench baselines: no task could be loaded", file=sys.stderr)
         return 2
-    out = Path(args.out) if args.out else results_dir()
-    out.mkdir(parents=True, exist_ok=True)
-    payload = {
-        "splits": args.splits,
-        "smoke": args.smoke,
-        "results": [r.to_dict() for r in results],
-    }
-    (out / "baselines.json").write_text(json.dumps(payload, indent=2))
+    path = write_results(results, args, "baselines.json")
     print(format_baselines(results))
-    print(f"wrote {out / 'baselines.json'}")
+    print(f"wrote {path}")
     return 0

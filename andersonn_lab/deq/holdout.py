@@ -227,7 +227,6 @@ def add_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
 def run_accuracy(args: argparse.Namespace) -> int:
     """``andersonn-lab bench accuracy``: train per split, print the table, write JSON."""
     from .recipe import RECIPES, default_recipe
-    from .study import results_dir
 
     unknown = [t for t in args.tasks if t not in RECIPES]
     if unknown or args.splits < 1:
@@ -257,6 +256,21 @@ def run_accuracy(args: argparse.Namespace) -> int:
     if not results:
         print("andersonn-lab bench accuracy: no task could be loaded", file=sys.stderr)
         return 2
+    path = write_results(results, args, "accuracy.json")
+    print(format_holdout(results))
+    print(f"wrote {path}")
+    return 0
+
+
+def write_results(results: Sequence[Any], args: argparse.Namespace, file_name: str) -> Path:
+    """Write a bench command's per-task results as JSON where ``args.out`` (or
+    :func:`~andersonn_lab.deq.study.results_dir`) says; return the file's path.
+
+    ``results`` are objects with ``to_dict()``; the payload also records ``args.splits``
+    and ``args.smoke``.
+    """
+    from .study import results_dir
+
     out = Path(args.out) if args.out else results_dir()
     out.mkdir(parents=True, exist_ok=True)
     payload = {
@@ -264,7 +278,6 @@ def run_accuracy(args: argparse.Namespace) -> int:
         "smoke": args.smoke,
         "results": [r.to_dict() for r in results],
     }
-    (out / "accuracy.json").write_text(json.dumps(payload, indent=2))
-    print(format_holdout(results))
-    print(f"wrote {out / 'accuracy.json'}")
-    return 0
+    path = out / file_name
+    path.write_text(json.dumps(payload, indent=2))
+    return path
