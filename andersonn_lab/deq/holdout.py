@@ -226,7 +226,7 @@ def add_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
 def run_accuracy(args: argparse.Namespace) -> int:
     """``andersonn-lab bench accuracy``: train per split, print the table, write JSON."""
     from .recipe import RECIPES, default_recipe
-    from .study import results_dir
+    from .study_cli import results_dir
 
     unknown = [t for t in args.tasks if t not in RECIPES]
     if unknown or args.splits < 1:
