@@ -202,6 +202,7 @@ def test_result_objects_table_rows_equal_the_measured_rows(study):
     for kind, panels in (("overview", 3), ("crossover", 2), ("memory", 1)):
         assert len(result.plot(kind).axes) == panels
     assert len(task.plot("training").axes) == 4
+    assert result.plot("memory")._repr_png_().startswith(b"\x89PNG")  # shows in a notebook
     with pytest.raises(ValueError, match="kind"):
         result.plot("pie")
     # The saved JSON reads back into the same tables (without the models).

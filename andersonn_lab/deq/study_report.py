@@ -15,6 +15,8 @@ Examples
 
 from __future__ import annotations
 
+import functools
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -221,13 +223,9 @@ def study_figure(study: Mapping[str, Any]) -> Figure:
     >>> len(study_figure({"tasks": []}).axes)
     3
     """
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     tasks = list(study["tasks"])
     rows = max(len(tasks), 1)
-    fig = Figure(figsize=(13, 3.4 * rows), layout="constrained")
-    FigureCanvasAgg(fig)
+    fig = _figure(13, 3.4 * rows)
     axes = fig.subplots(rows, 3, squeeze=False)
     if not tasks:
         axes[0][0].set_title("no tasks measured")
@@ -494,11 +492,27 @@ def crossover_table(study: Mapping[str, Any], betas: Sequence[float] | None = No
 
 
 # --------------------------------------------------------------------------- figures
-def _figure(width: float, height: float) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
+@functools.cache
+def _figure_class() -> type:
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
+    class StudyFigure(Figure):
+        """A matplotlib figure that shows itself in a notebook (``display(fig)``, or as a
+        cell's last value) without pyplot and without ``%matplotlib inline``."""
+
+        def _repr_png_(self) -> bytes:
+            buffer = io.BytesIO()
+            self.savefig(buffer, format="png", dpi=90)
+            return buffer.getvalue()
+
+    return StudyFigure
+
+
+def _figure(width: float, height: float) -> Figure:
+    """A new figure on the Agg canvas (no pyplot state); it displays itself as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = _figure_class()(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
