@@ -13,6 +13,11 @@ Rebuild a task's data from its sources::
 Test accuracy of the crystals recipe over five random splits::
 
     andersonn-lab bench accuracy --tasks crystals --splits 5
+
+Baselines (logistic regression on the images, a random forest on descriptors) on the same
+splits::
+
+    andersonn-lab bench baselines --tasks crystals --splits 5
 """
 
 from __future__ import annotations
@@ -182,6 +187,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_accuracy_arguments(accuracy)
     accuracy.set_defaults(handler=run_accuracy)
+    from andersonn_lab.deq.baselines import add_baseline_arguments, run_baselines_command
+
+    baselines = bench_sub.add_parser(
+        "baselines",
+        help="scikit-learn baselines on the splits of 'bench accuracy' (needs the bench extra)",
+    )
+    add_baseline_arguments(baselines)
+    baselines.set_defaults(handler=run_baselines_command)
     return parser
 
 

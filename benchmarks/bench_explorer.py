@@ -36,8 +36,16 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=40)
     args = parser.parse_args()
 
+    # Without the spectrum panel: it recomputes only when the problem changes, and in a
+    # worker thread in the threaded widget; benchmarks/bench_spectrum.py times it.
     explorer = ConvergenceExplorer(
-        threaded=False, problem="linear", spectrum="real", dim=args.dim, tol=1e-14, max_iter=50
+        threaded=False,
+        spectrum_panel=False,
+        problem="linear",
+        spectrum="real",
+        dim=args.dim,
+        tol=1e-14,
+        max_iter=50,
     )
     draw_time = [0.0]
     draw = explorer.draw_residuals

@@ -1,4 +1,5 @@
-"""Notebook 1 in a real browser: the ConvergenceExplorer renders and answers its m slider.
+"""Notebook 1 in a real browser: the ConvergenceExplorer renders, with its spectrum panel,
+and answers its m slider.
 
 A JupyterLab server runs on a copy of ``notebooks/`` (with ``CI=1``, so the notebook runs in
 smoke mode) and Playwright drives Debian's Chromium through it: open the notebook, Run All
@@ -138,9 +139,11 @@ def test_explorer_renders_and_answers_the_m_slider(page: Any, lab: LabServer) ->
     lab.wait_for_kernel(timeout=WIDGET_TIMEOUT_MS / 1000)  # opening the notebook starts it
     _run_all_cells(page)
 
-    # The explorer: the output that holds the "window m" slider.
+    # The explorer: the output that holds the "tolerance" slider (the AndersonStepper above
+    # it has a "window m" slider too, but no tolerance).
     m_label = page.locator(".widget-label", has_text="window m")
-    explorer = page.locator(".jp-OutputArea-output", has=m_label).first
+    tol_label = page.locator(".widget-label", has_text="tolerance")
+    explorer = page.locator(".jp-OutputArea-output", has=tol_label).first
     explorer.wait_for(state="visible", timeout=WIDGET_TIMEOUT_MS)
     _wait_for_all_cells(page, lab)  # slider moves wait while any cell runs
     assert "smoke mode" in notebook.inner_text(), "the server's CI=1 did not reach the kernel"
@@ -183,6 +186,23 @@ def test_explorer_renders_and_answers_the_m_slider(page: Any, lab: LabServer) ->
     legend = explorer.get_by_text(f"anderson m={before_m + presses}")
     legend.first.wait_for(timeout=PLOT_CHANGE_TIMEOUT_MS)  # the new run's trace is named
 
+    # The spectrum panel: eigenvalues of J at the fixed point drawn as points, ρ(J) named.
+    spectrum = explorer.locator(".js-plotly-plot", has_text="eigenvalues of J").first
+    spectrum.wait_for(state="visible", timeout=WIDGET_TIMEOUT_MS)
+    try:
+        page.wait_for_function(
+            "el => el.querySelectorAll('.scatterlayer .trace .points path').length >= 200",
+            arg=spectrum.element_handle(),
+            timeout=WIDGET_TIMEOUT_MS,
+        )
+    except Exception:
+        _screenshot(page, "spectrum-missing.png")
+        print(spectrum.inner_html()[:3000])
+        raise
+    explorer.locator(".widget-html", has_text="ρ(J) = 0.9500").first.wait_for(
+        timeout=WIDGET_TIMEOUT_MS
+    )
+
     _screenshot(page, "notebook-page.png")
     _screenshot(page, "explorer.png", explorer)
     if os.environ.get(SCREENSHOT_ENV) == "1":
@@ -200,7 +220,7 @@ def test_explorer_renders_and_answers_the_m_slider(page: Any, lab: LabServer) ->
         explorer.locator(".widget-html", has_text="converged").first.wait_for(
             timeout=PLOT_CHANGE_TIMEOUT_MS
         )
-        crossover = explorer.locator(".js-plotly-plot").nth(1)
+        crossover = explorer.locator(".js-plotly-plot", has_text="crossover").first
         explorer.get_by_role("button", name="Sweep m").click()
         page.wait_for_function(
             "el => el.querySelectorAll('.scatterlayer .trace').length >= 1",

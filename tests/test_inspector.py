@@ -260,3 +260,60 @@ def test_a_drawing_failure_is_reported_in_the_inspector_status_line(task, monkey
     t, p = int(inspector.controller.labels[0]), int(inspector.controller.predicted[0])
     assert inspector.select_cell(t, p)  # through the structures observer: no exception
     assert "figure cannot be drawn" in inspector.status.value
+
+
+# ---------------------------------------------------------------------- spectra (issue 20)
+def test_spectral_radius_per_structure_matches_a_dense_reference(task):
+    from andersonn_lab.solvers import jacobian_spectrum, make_solver
+
+    model = _model()
+    ctrl = InspectorController(model, task, split="test")
+    assert ctrl.spectral_radius.shape == (4,) and np.isfinite(ctrl.spectral_radius).all()
+    assert (ctrl.fixed_point_residual < 1e-3).all()
+    model.eval()
+    for i, position in enumerate(ctrl.positions):
+        image, _ = task[position]
+        problem = model.fixed_point_problem(image[None], device=None)
+        z = make_solver(**model.deq.forward_solver).run(problem.f, problem.z0).z
+        dense = jacobian_spectrum(problem.f, z, method="dense")
+        assert ctrl.spectral_radius[i] == pytest.approx(float(dense.spectral_radius[0]), abs=2e-3)
+    detail = ctrl.select_structure(ctrl.ids[0])
+    assert detail.spectral_radius == ctrl.spectral_radius[0]
+    assert "ρ(J) = " in ctrl.status.text
+
+
+def test_summary_tests_spectral_radius():
+    ctrl = InspectorController(_model(), TinyTask(), spectra=False)
+    assert np.isnan(ctrl.spectral_radius).all()
+    summary = ctrl.summary()
+    assert np.isnan(summary["tests"]["spectral_radius"]["p"]) and "ρ(J)" not in summary["answer"]
+    ctrl.labels = np.array([0, 0, 0, 1, 1])
+    ctrl.predicted = np.array([0, 0, 0, 0, 0])
+    ctrl.steps = np.array([3, 4, 5, 10, 12])
+    ctrl.residuals = np.array([1e-6, 2e-6, 3e-6, 1e-3, 1e-2])
+    ctrl.converged = np.array([True, True, True, False, True])
+    ctrl.spectral_radius = np.array([0.5, 0.6, np.nan, 0.9, 0.95])
+    summary = ctrl.summary()
+    rows = summary["rows"]
+    assert rows["correct"]["rho_mean"] == pytest.approx(0.55)  # NaN left out
+    assert rows["wrong"]["rho_median"] == pytest.approx(0.925)
+    expected = mannwhitneyu([0.9, 0.95], [0.5, 0.6], alternative="greater")
+    assert summary["tests"]["spectral_radius"]["p"] == pytest.approx(expected.pvalue)
+    assert "ρ(J)" in summary["answer"]
+
+
+def test_models_without_a_fixed_point_problem_get_a_note(task):
+    plain = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * SIZE * SIZE, 2))
+    ctrl = InspectorController(plain, task)
+    assert np.isnan(ctrl.spectral_radius).all()
+    assert "no spectra" in ctrl.status.text and ctrl.status.level == "warning"
+
+
+def test_inspector_draws_the_rate_rho_predicts(task):
+    inspector = MisclassificationInspector(_model(), task, split="test", viewers={})
+    ctrl = inspector.controller
+    detail = inspector.select_structure(ctrl.ids[1])
+    measured, predicted = inspector.residual_fig.data
+    assert list(measured.y) == pytest.approx(detail.residuals.tolist())
+    assert predicted.y[1] / predicted.y[0] == pytest.approx(detail.spectral_radius)
+    assert "ρ(J)" in inspector.summary_html.value

@@ -318,7 +318,7 @@ def _periodic_overlap() -> Atoms:
         ),
         (Atoms("Ar", positions=[(0, 0, 0)]), "no bonds"),
         (Atoms("CC", positions=[(0, 0, 0), (8, 0, 0)]), "no bonds"),
-        (bulk("Si", "diamond", a=5.431), "no bonds"),  # ASE radii too tight at scale 1.0
+        (bulk("Ar", "fcc", a=5.26), "no bonds"),  # a van der Waals solid
         (Atoms(), "no atoms"),
     ],
 )
@@ -326,6 +326,11 @@ def test_bad_atoms(atoms, match):
     with pytest.raises(StructureError, match=match) as info:
         from_atoms(atoms, name="bad one")
     assert "'bad one'" in str(info.value)
+
+
+def test_covalent_rule_too_tight_for_silicon():
+    with pytest.raises(StructureError, match="no bonds.*cutoff_scale=1.0"):
+        from_atoms(bulk("Si", "diamond", a=5.431), bonds="covalent")
 
 
 def test_bad_atoms_message_names_formula():

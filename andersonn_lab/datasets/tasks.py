@@ -45,11 +45,13 @@ TASKS: tuple[str, ...] = ("drugs", "mofs", "crystals")
 SPLIT_FRACTIONS = {"train": 0.70, "val": 0.15, "test": 0.15}
 """Fractions of each class put into each split."""
 
-DEFAULT_GRAPH_OPTIONS: dict[str, dict[str, Any]] = {"crystals": {"cutoff_scale": 1.2}}
+DEFAULT_GRAPH_OPTIONS: dict[str, dict[str, Any]] = {}
 """Graph options used unless the task module defines ``GRAPH_OPTIONS`` or the caller overrides.
 
-Crystals need ``cutoff_scale=1.2``: at 1.0 the one-atom cells of elemental metals (fcc, bcc,
-hcp) have no bonds, and half of the crystal task would be skipped.
+Empty: MOFs and crystals use :func:`~andersonn_lab.structures.from_atoms`' default
+``bonds="nearest-shell"`` rule (textbook coordination for crystals, covalent linker bonds
+plus metal-linker bonds for MOFs; see ``docs/bonds.md``). Until November 2026 crystals used
+the covalent rule at ``cutoff_scale=1.2``, which bonded cations to cations in ionic solids.
 """
 
 _CACHE_FORMAT = 1

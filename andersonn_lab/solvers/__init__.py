@@ -18,6 +18,13 @@ from .api import SOLVERS, make_solver, solve, solver_options
 from .base import Evaluation, FixedPointSolver, SolverState
 from .forward import ForwardIteration
 from .result import SolverResult, SolverWarning, Status
+from .spectrum import (
+    FixedPointSpectrum,
+    SpectrumWarning,
+    fit_rate,
+    forward_rate,
+    jacobian_spectrum,
+)
 
 __all__ = [
     "SOLVERS",
@@ -25,11 +32,16 @@ __all__ = [
     "AndersonState",
     "Evaluation",
     "FixedPointSolver",
+    "FixedPointSpectrum",
     "ForwardIteration",
     "SolverResult",
     "SolverState",
     "SolverWarning",
+    "SpectrumWarning",
     "Status",
+    "fit_rate",
+    "forward_rate",
+    "jacobian_spectrum",
     "make_solver",
     "problems",
     "solve",

@@ -8,8 +8,9 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 from ase import Atoms
-from ase.neighborlist import natural_cutoffs, neighbor_list
+from ase.neighborlist import neighbor_list
 
+from .bonds import BOND_RULES, find_bonds
 from .errors import StructureError
 from .graph import MIN_DISTANCE, check_atomic_numbers, check_has_bonds, check_positions, set_degrees
 
@@ -19,26 +20,37 @@ __all__ = ["from_atoms", "read_atoms", "to_atoms"]
 def from_atoms(
     atoms: Atoms,
     *,
-    cutoff_scale: float = 1.0,
+    bonds: str | None = None,
+    cutoff_scale: float | None = None,
     name: str | None = None,
     source: str = "atoms",
 ) -> nx.Graph:
     """Build the atom-bond network of an :class:`ase.Atoms`, periodic or not.
 
-    Two atoms are bonded when closer than the sum of their covalent radii times
-    ``cutoff_scale`` (``neighbor_list("ijdS", atoms, natural_cutoffs(atoms, mult=cutoff_scale))``),
-    periodic images included along the periodic directions (``atoms.pbc``).
+    Bonds come from :func:`~andersonn_lab.structures.bonds.find_bonds`, periodic images
+    included along the periodic directions (``atoms.pbc``); neighbours are found with
+    :func:`ase.neighborlist.neighbor_list`. Two rules (details in ``docs/bonds.md``):
 
-    ASE's covalent radii are tight for some solids: at ``cutoff_scale=1.0`` diamond Si and
-    rocksalt NaCl get no bonds at all (use 1.1 to get 4 and 6 neighbours), bcc Fe gets its 8
-    nearest neighbours, and bcc W gets 14 (8 + 6 second neighbours; use 0.9 for 8).
+    * ``"nearest-shell"`` (the default): covalent bonds between non-metals (1.1 x the sum
+      of covalent radii) plus the nearest coordination shell of every metal atom (12 %
+      relative tolerance on ``d / (R_i + R_j)``), with no metal-metal bond where a metal has
+      a more electronegative non-metal neighbour (no cation-cation bonds in ionic solids).
+      Textbook coordination numbers: diamond and zinc blende 4, rock salt 6, CsCl 8, fluorite
+      8 / 4, rutile 6 / 3, perovskite Ti-O 6 and Sr-O 12, fcc and hcp 12, bcc 8.
+    * ``"covalent"``: bonded when closer than the sum of covalent radii times
+      ``cutoff_scale`` (default 1.0). Tight for many solids: at 1.0 diamond Si and NaCl get
+      no bonds, at 1.2 MgO gets Mg-Mg bonds and bcc metals their second shell.
 
     Parameters
     ----------
     atoms:
         The structure. Periodic structures need a non-degenerate cell.
+    bonds:
+        ``"nearest-shell"`` or ``"covalent"``. None (the default) means ``"covalent"`` when
+        ``cutoff_scale`` is given (the behaviour of earlier versions) and
+        ``"nearest-shell"`` otherwise.
     cutoff_scale:
-        Multiplier of the covalent-radius cutoffs.
+        Multiplier of the covalent-radius cutoffs of the ``"covalent"`` rule.
     name:
         Stored as ``graph.graph["name"]``; defaults to ``atoms.info.get("name")``.
     source:
@@ -55,21 +67,34 @@ def from_atoms(
         ``S`` (integer cell vector) means the bond goes from atom ``min(u, v)`` to the image of
         ``max(u, v)`` at ``position + S @ cell``; for self-loops only one of ``S``/``-S`` is
         listed. Graph attributes: ``source``, ``name``, ``periodic``, ``pbc``, ``cell`` (3x3
-        list, or None when not periodic), ``formula``, ``cutoff_scale``.
+        list, or None when not periodic), ``formula``, ``bonds`` (the rule) and
+        ``cutoff_scale`` (None for the nearest-shell rule).
 
     Raises
     ------
     StructureError
         For no atoms, unknown elements, NaN coordinates or cell, a degenerate periodic cell,
         atoms closer than 0.5 A (periodic images included), or no bonds at all.
+    ValueError
+        For an unknown ``bonds`` rule, or ``cutoff_scale`` with ``bonds="nearest-shell"``.
 
     Examples
     --------
     >>> from ase.build import bulk
-    >>> g = from_atoms(bulk("NaCl", "rocksalt", a=5.64), cutoff_scale=1.1)
-    >>> g.nodes[0]["degree"], g.edges[0, 1]["multiplicity"]
-    (6, 6)
+    >>> g = from_atoms(bulk("NaCl", "rocksalt", a=5.64))
+    >>> g.nodes[0]["degree"], g.edges[0, 1]["multiplicity"], g.graph["bonds"]
+    (6, 6, 'nearest-shell')
+    >>> from_atoms(bulk("NaCl", "rocksalt", a=5.64), cutoff_scale=1.1).graph["bonds"]
+    'covalent'
     """
+    if bonds is None:
+        bonds = "covalent" if cutoff_scale is not None else BOND_RULES[0]
+    if bonds not in BOND_RULES:
+        raise ValueError(f"unknown bond rule {bonds!r}; valid rules are {', '.join(BOND_RULES)}")
+    if bonds == "covalent":
+        cutoff_scale = 1.0 if cutoff_scale is None else float(cutoff_scale)
+    elif cutoff_scale is not None:
+        raise ValueError("cutoff_scale applies to bonds='covalent' only")
     if not isinstance(atoms, Atoms):
         raise StructureError(f"{source!r}: expected an ase.Atoms, got {type(atoms).__name__}")
     name = name if name is not None else atoms.info.get("name")
@@ -91,7 +116,7 @@ def from_atoms(
             raise StructureError(f"{label}: degenerate cell for a periodic structure")
     _check_overlap(atoms, label)
 
-    i, j, d, s = neighbor_list("ijdS", atoms, natural_cutoffs(atoms, mult=cutoff_scale))
+    i, j, d, s = find_bonds(atoms, bonds, cutoff_scale=cutoff_scale or 1.0)
     graph = nx.Graph(
         source=source,
         name=name,
@@ -99,7 +124,8 @@ def from_atoms(
         pbc=tuple(bool(p) for p in atoms.pbc),
         cell=np.asarray(atoms.cell, dtype=float).tolist() if periodic else None,
         formula=atoms.get_chemical_formula(),
-        cutoff_scale=float(cutoff_scale),
+        bonds=bonds,
+        cutoff_scale=cutoff_scale,
     )
     for k, (z, sym, pos) in enumerate(
         zip(atoms.numbers, atoms.get_chemical_symbols(), atoms.positions, strict=True)
@@ -110,15 +136,13 @@ def from_atoms(
             atomic_number=int(z),
             position=tuple(float(x) for x in pos),
         )
-    # Each bond appears twice in the neighbour list: (i, j, S) and (j, i, -S). Keep i < j, and
-    # for bonds to the atom's own image the lexicographically positive shift.
-    keep = (i < j) | ((i == j) & _positive(s))
-    bonds: dict[tuple[int, int], list[tuple[float, tuple[int, int, int]]]] = {}
-    for a, b, dist, shift in zip(i[keep], j[keep], d[keep], s[keep], strict=True):
-        bonds.setdefault((int(a), int(b)), []).append(
+    # find_bonds lists each bond instance once: i < j, or i == j with the positive shift.
+    pairs: dict[tuple[int, int], list[tuple[float, tuple[int, int, int]]]] = {}
+    for a, b, dist, shift in zip(i, j, d, s, strict=True):
+        pairs.setdefault((int(a), int(b)), []).append(
             (float(dist), (int(shift[0]), int(shift[1]), int(shift[2])))
         )
-    for (a, b), inst in bonds.items():
+    for (a, b), inst in pairs.items():
         inst.sort()
         graph.add_edge(
             a,
@@ -130,9 +154,12 @@ def from_atoms(
             distances=tuple(dd for dd, _ in inst),
             multiplicity=len(inst),
         )
-    check_has_bonds(
-        graph, label, hint=f" at cutoff_scale={cutoff_scale}; try a larger cutoff_scale"
+    hint = (
+        f" at cutoff_scale={cutoff_scale}; try a larger cutoff_scale"
+        if bonds == "covalent"
+        else " (nearest-shell rule)"
     )
+    check_has_bonds(graph, label, hint=hint)
     set_degrees(graph)
     return graph
 
@@ -198,18 +225,6 @@ def read_atoms(path: Path, fmt: str) -> Atoms:
     if len(atoms) == 0:
         raise StructureError(f"{label}: the file holds no atoms")
     return atoms
-
-
-def _positive(shifts: np.ndarray) -> np.ndarray:
-    """True for shifts whose first non-zero component is positive."""
-    out = np.zeros(len(shifts), dtype=bool)
-    decided = np.zeros(len(shifts), dtype=bool)
-    for axis in range(3):
-        col = shifts[:, axis]
-        now = ~decided & (col != 0)
-        out[now] = col[now] > 0
-        decided |= now
-    return out
 
 
 def _check_overlap(atoms: Atoms, label: str) -> None:

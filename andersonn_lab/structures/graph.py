@@ -353,7 +353,8 @@ def read_structure(path: str | Path, **kwargs: Any) -> nx.Graph:
         The file.
     **kwargs:
         Passed on to :func:`from_mol` (``explicit_h``, ``embed_3d``, ``seed``) or to
-        :func:`from_atoms` (``cutoff_scale``); ``name`` overrides the name taken from the file.
+        :func:`from_atoms` (``bonds``, ``cutoff_scale``; by default the nearest-shell bond
+        rule); ``name`` overrides the name taken from the file.
 
     Returns
     -------

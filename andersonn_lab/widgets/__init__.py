@@ -8,6 +8,8 @@ Examples
 True
 """
 
+from .anderson_stepper import AndersonStepper
+from .anderson_steps import AndersonStepController, StepFrame
 from .attribution import atom_scores, gradient_x_input
 from .dashboard import TrainingDashboard
 from .dashboard_controller import DashboardController, RunRecord, TrainingStopped
@@ -21,6 +23,7 @@ from .explorer_controller import (
     PlotTrace,
     SweepPoint,
 )
+from .explorer_spectrum import SpectrumController, SpectrumPanel, SpectrumSnapshot
 from .image_data import ImageController
 from .image_viewer import ImageViewer
 from .inspector import MisclassificationInspector
@@ -32,6 +35,8 @@ from .structure_viewer import StructureViewer
 
 __all__ = [
     "PROBLEM_SPECS",
+    "AndersonStepController",
+    "AndersonStepper",
     "ConvergenceExplorer",
     "ExplorerController",
     "ExplorerSettings",
@@ -45,6 +50,10 @@ __all__ = [
     "LinkedController",
     "MisclassificationInspector",
     "RunRecord",
+    "SpectrumController",
+    "SpectrumPanel",
+    "SpectrumSnapshot",
+    "StepFrame",
     "StructureController",
     "StructureImageView",
     "StructureViewer",

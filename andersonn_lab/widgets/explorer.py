@@ -31,6 +31,7 @@ from .explorer_controller import (
     ExplorerSettings,
     PlotTrace,
 )
+from .explorer_spectrum import SpectrumPanel
 
 LEVEL_STYLE = {
     "info": ("#2e7d32", "✓"),
@@ -115,6 +116,10 @@ class ConvergenceExplorer:
     auto_run:
         Re-solve on every control change, and solve once now, before the constructor
         returns (so the first curve is there when the explorer is displayed).
+    spectrum_panel:
+        Show the eigenvalues of the Jacobian at the fixed point
+        (:class:`~andersonn_lab.widgets.explorer_spectrum.SpectrumPanel`) beside the residual
+        panel, and the residual line ``ρ(J)`` predicts for forward iteration on it.
     **settings:
         Fields of :class:`ExplorerSettings` (``m=3``, ``problem="rotation"``, ...).
 
@@ -124,6 +129,8 @@ class ConvergenceExplorer:
         The input widgets by setting name.
     fig, crossover_fig:
         The residual panel and the crossover panel (``go.FigureWidget``).
+    eigen:
+        The :class:`~andersonn_lab.widgets.explorer_spectrum.SpectrumPanel` (None without).
     status:
         ``HTML`` status line.
     widget:
@@ -143,6 +150,7 @@ class ConvergenceExplorer:
         *,
         threaded: bool = True,
         auto_run: bool = True,
+        spectrum_panel: bool = True,
         **settings: Any,
     ) -> None:
         self.controller = controller or ExplorerController(ExplorerSettings(**settings))
@@ -154,10 +162,14 @@ class ConvergenceExplorer:
         self._drawn: list = []
         self._drawn_crossover: list = []
         self._drawn_tol: float | None = None
+        self._drawn_shapes: list | None = None
+        self.eigen: SpectrumPanel | None = None
         self._muted = False
         self._draw_lock = threading.RLock()  # the worker thread draws too
         self._build_controls()
         self._build_figures()
+        if spectrum_panel:
+            self.eigen = SpectrumPanel(self)
         self._build_layout()
         self.controller.add_listener(self._on_event)
         self._update_enabled()
@@ -310,6 +322,12 @@ class ConvergenceExplorer:
                 w.HBox([self.fig, self.crossover_fig]),
             ]
         )
+        if self.eigen is not None:
+            self.widget.children = (
+                *self.widget.children[:-1],
+                w.HBox([self.fig, self.eigen.widget]),
+                self.crossover_fig,
+            )
 
     # ------------------------------------------------------------------ events
     def _on_control(self, name: str, change: dict) -> None:
@@ -400,6 +418,7 @@ class ConvergenceExplorer:
         """Draw everything from the controller's current state."""
         self.draw_residuals()
         self.draw_crossover()
+        self.draw_spectrum()
         self.draw_status()
 
     def draw_residuals(self) -> None:
@@ -410,21 +429,24 @@ class ConvergenceExplorer:
     def _draw_residuals(self) -> None:
         data = self.controller.plot_data()
         self._drawn = sync_traces(self.fig, data.traces, self._drawn)
-        if data.tol != self._drawn_tol or self.fig.layout.title.text != data.title:
+        shapes = [
+            {
+                "type": "line",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "y0": data.tol,
+                "y1": data.tol,
+                "line": {"color": "#888888", "dash": "dash", "width": 1},
+            }
+        ]
+        if self.eigen is not None:
+            shapes += self.eigen.overlay_shapes(data)
+        if shapes != self._drawn_shapes or self.fig.layout.title.text != data.title:
             with self.fig.batch_update():
                 self.fig.layout.title.text = data.title
-                self.fig.layout.shapes = [
-                    {
-                        "type": "line",
-                        "xref": "paper",
-                        "x0": 0,
-                        "x1": 1,
-                        "y0": data.tol,
-                        "y1": data.tol,
-                        "line": {"color": "#888888", "dash": "dash", "width": 1},
-                    }
-                ]
-            self._drawn_tol = data.tol
+                self.fig.layout.shapes = shapes
+            self._drawn_tol, self._drawn_shapes = data.tol, shapes
 
     def draw_crossover(self) -> None:
         """Copy the sweep's plot data into :attr:`crossover_fig`."""
@@ -435,6 +457,11 @@ class ConvergenceExplorer:
         with self._draw_lock:
             self._drawn_crossover = sync_traces(self.crossover_fig, traces, self._drawn_crossover)
             self.crossover_fig.layout.title.text = title
+
+    def draw_spectrum(self) -> None:
+        """Redraw the spectrum panel (if any) from its controller."""
+        if self.eigen is not None:
+            self.eigen.draw()
 
     def draw_status(self) -> None:
         """Show the controller's status in :attr:`status`."""

@@ -299,9 +299,20 @@ class MisclassificationInspector:
             self.residual_fig.add_scatter(
                 x=list(range(len(residuals))), y=residuals, mode="lines+markers", name=detail.id
             )
-            self.residual_fig.layout.title.text = (
-                f"forward solve: {verdict} in {detail.steps} steps"
-            )
+            rho, start = detail.spectral_radius, residuals[0] if residuals else None
+            title = f"forward solve: {verdict} in {detail.steps} steps"
+            if math.isfinite(rho) and 0 < rho and start is not None:
+                # what forward iteration at rate ρ(J) would do from the same start
+                n = max(len(residuals), 2)
+                self.residual_fig.add_scatter(
+                    x=list(range(n)),
+                    y=[start * rho**i or None for i in range(n)],
+                    mode="lines",
+                    line={"dash": "dashdot", "color": "#ff7f0e"},
+                    name=f"ρ(J)ⁿ, ρ(J) = {rho:.4f}",
+                )
+                title += f"; ρ(J) = {rho:.4f}"
+            self.residual_fig.layout.title.text = title
         attribution = detail.attribution
         limit = float(np.abs(attribution).max()) or 1.0
         with self.attribution_fig.batch_update():
@@ -361,6 +372,8 @@ class MisclassificationInspector:
             ("mean final residual", "residual_mean", ".2e"),
             ("median final residual", "residual_median", ".2e"),
             ("converged", "converged_frac", ".0%"),
+            ("mean ρ(J) at z*", "rho_mean", ".4f"),
+            ("median ρ(J) at z*", "rho_median", ".4f"),
         ]
         cell = "style='padding:2px 8px'"
         body = "".join(
@@ -374,7 +387,7 @@ class MisclassificationInspector:
             for name, test in tests.items()
         )
         return (
-            "<b>Do misclassified structures converge more slowly?</b>"
+            "<b>Do misclassified structures converge more slowly, with a larger ρ(J)?</b>"
             f"<table><thead><tr><th></th><th {cell}>correct</th><th {cell}>wrong</th></tr>"
             f"</thead><tbody>{body}{stats}</tbody></table>"
             f"<i>{html.escape(summary['answer'])}</i>"

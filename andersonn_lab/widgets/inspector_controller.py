@@ -73,6 +73,9 @@ class StructureDetail:
         The atom-bond network, or None when the dataset has none.
     atom_scores:
         Atom → sum of ``|attribution|`` over its pixels (empty without a graph).
+    spectral_radius:
+        ``ρ(J)`` of the cell's Jacobian at this structure's fixed point (NaN when not
+        computed): forward iteration contracts by about this much per step.
     """
 
     id: str
@@ -88,6 +91,7 @@ class StructureDetail:
     image: np.ndarray
     graph: Any = None
     atom_scores: dict[Hashable, float] = field(default_factory=dict)
+    spectral_radius: float = math.nan
 
     @property
     def correct(self) -> bool:
@@ -136,11 +140,19 @@ class InspectorController:
         Image encoding for the atom projection; default ``dataset.encoding`` or adjacency.
     batch_size:
         Batch size of the classification pass.
+    spectra:
+        Also compute every structure's ``ρ(J)`` at its fixed point
+        (:meth:`compute_spectra`; models with a ``fixed_point_problem`` method only).
+    spectrum_options:
+        Keyword arguments of :meth:`compute_spectra`.
 
     Attributes
     ----------
     ids, positions, labels, predicted, probabilities, steps, residuals, converged:
         Per inspected structure (lists / arrays in the same order).
+    spectral_radius, fixed_point_residual:
+        Per structure: ``ρ(J)`` at the fixed point and the relative residual of the point
+        it was computed at (NaN where not computed).
     class_names:
         Names of the classes.
     status:
@@ -165,6 +177,8 @@ class InspectorController:
         split: str | None = None,
         encoding: str | None = None,
         batch_size: int = 64,
+        spectra: bool = True,
+        spectrum_options: dict[str, Any] | None = None,
     ) -> None:
         self.model = model
         self.status = InspectorStatus()
@@ -188,8 +202,16 @@ class InspectorController:
         self.selected_cell: tuple[int, int] | None = None
         self.cell_ids: list[str] = []
         self.detail: StructureDetail | None = None
+        self.spectral_radius = np.full(len(self.ids), math.nan)
+        self.fixed_point_residual = np.full(len(self.ids), math.nan)
+        note = ""
+        if spectra:
+            note = self.compute_spectra(**(spectrum_options or {}))
         wrong = int((self.labels != self.predicted).sum())
-        self._set("info", f"{len(self.ids)} structures, {wrong} misclassified")
+        self._set(
+            "warning" if note else "info",
+            f"{len(self.ids)} structures, {wrong} misclassified{note}",
+        )
 
     # ------------------------------------------------------------------ classification
     def _device(self) -> torch.device:
@@ -233,6 +255,65 @@ class InspectorController:
         self.steps = torch.cat(steps).numpy().astype(np.int64) if steps else np.zeros(0, int)
         self.residuals = torch.cat(residuals).double().numpy() if residuals else np.zeros(0)
         self.converged = torch.cat(converged).numpy() if converged else np.zeros(0, bool)
+
+    def compute_spectra(
+        self,
+        *,
+        k: int = 4,
+        tol: float = 1e-3,
+        batch_size: int = 16,
+        maxiter: int = 300,
+    ) -> str:
+        """Compute ``ρ(J)`` at every structure's fixed point (:attr:`spectral_radius`).
+
+        Each batch of images becomes the model's fixed-point problem
+        (``model.fixed_point_problem``), solved with the model's own forward-solver
+        settings; then :func:`~andersonn_lab.solvers.jacobian_spectrum` finds the ``k``
+        eigenvalues of largest modulus by Arnoldi iteration on Jacobian-vector products, the
+        batch's structures in lockstep. ``tol`` is ARPACK's relative accuracy: ``1e-3`` is
+        plenty to compare structures.
+
+        Returns
+        -------
+        str
+            ``""``, or a note on what could not be computed (also NaN in the arrays).
+        """
+        from ..solvers import jacobian_spectrum, make_solver
+
+        problem_of = getattr(self.model, "fixed_point_problem", None)
+        deq = getattr(self.model, "deq", None)
+        if not callable(problem_of) or deq is None:
+            return "; no spectra: the model has no fixed_point_problem"
+        failures: list[str] = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(self.positions), batch_size):
+                chunk = self.positions[start : start + batch_size]
+                images = torch.stack([self._image(p)[0] for p in chunk])
+                try:
+                    problem = problem_of(images, device=self._device())
+                    result = make_solver(**deq.forward_solver).run(problem.f, problem.z0)
+                    d = problem.z0[0].numel()
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        spectrum = jacobian_spectrum(
+                            problem.f,
+                            result.z,
+                            k=k,
+                            method="arnoldi" if d > k + 2 else "dense",
+                            tol=tol,
+                            maxiter=maxiter,
+                        )
+                except Exception as exc:  # one bad batch must not hide the rest
+                    failures.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                part = slice(start, start + len(chunk))
+                self.spectral_radius[part] = spectrum.spectral_radius.numpy()
+                self.fixed_point_residual[part] = spectrum.residual.numpy()
+        finally:
+            self.model.train(was_training)
+        return f"; spectra failed for some structures ({failures[0]})" if failures else ""
 
     def _set(self, level: str, text: str) -> None:
         self.status = InspectorStatus(level, text)
@@ -329,8 +410,12 @@ class InspectorController:
             image=image.numpy(),
             graph=graph,
             atom_scores=scores,
+            spectral_radius=float(self.spectral_radius[index]),
         )
         verdict = "converged" if converged else "did NOT converge"
+        rho = self.detail.spectral_radius
+        if math.isfinite(rho):
+            verdict = f"(ρ(J) = {rho:.4f}) {verdict}"
         self._set(
             "warning" if note else "info",
             f"{self.ids[index]}: true {self.class_names[label]}, predicted "
@@ -348,13 +433,18 @@ class InspectorController:
         dict
             ``rows``: for ``"correct"`` and ``"wrong"``: ``n``, ``iter_mean``,
             ``iter_median``, ``residual_mean``, ``residual_median``, ``converged_frac``.
-            ``tests``: for ``"iterations"`` and ``"residual"``: the Mann–Whitney ``U`` of
-            wrong against correct and its one-sided p-value (alternative: wrong is larger);
-            NaN when a group is empty. ``answer``: one sentence.
+            ``rho_mean``, ``rho_median`` (``ρ(J)`` at the fixed point; NaN without spectra).
+            ``tests``: for ``"iterations"``, ``"residual"`` and ``"spectral_radius"``: the
+            Mann–Whitney ``U`` of wrong against correct and its one-sided p-value
+            (alternative: wrong is larger); NaN when a group is empty or no spectra were
+            computed. ``answer``: one sentence on iterations, one on ``ρ(J)``.
         """
         from scipy.stats import mannwhitneyu
 
         right = self.labels == self.predicted
+        rho = getattr(self, "spectral_radius", np.zeros(0))
+        if rho.shape != right.shape:  # not computed for these structures
+            rho = np.full(right.shape, math.nan)
         rows, tests = {}, {}
         for name, mask in (("correct", right), ("wrong", ~right)):
             steps = self.steps[mask].astype(float)
@@ -366,12 +456,16 @@ class InspectorController:
                 "residual_mean": _mean(res),
                 "residual_median": _median(res),
                 "converged_frac": _mean(self.converged[mask].astype(float)),
+                "rho_mean": _mean(rho[mask][np.isfinite(rho[mask])]),
+                "rho_median": _median(rho[mask][np.isfinite(rho[mask])]),
             }
         for name, values in (
             ("iterations", self.steps.astype(float)),
             ("residual", self.residuals),
+            ("spectral_radius", rho),
         ):
-            wrong, correct = values[~right], values[right]
+            keep = np.isfinite(values)
+            wrong, correct = values[~right & keep], values[right & keep]
             u = p = math.nan
             if len(wrong) and len(correct):
                 with warnings.catch_warnings():
@@ -386,4 +480,10 @@ class InspectorController:
             answer = f"yes: misclassified structures take more iterations (one-sided p = {p:.3g})"
         else:
             answer = f"no clear difference in iterations (one-sided p = {p:.3g})"
+        p_rho = tests["spectral_radius"]["p"]
+        if not math.isnan(p_rho):
+            if p_rho < 0.05:
+                answer += f"; yes: their ρ(J) is larger (one-sided p = {p_rho:.3g})"
+            else:
+                answer += f"; no clear difference in ρ(J) (one-sided p = {p_rho:.3g})"
         return {"rows": rows, "tests": tests, "answer": answer}

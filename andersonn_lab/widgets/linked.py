@@ -96,7 +96,7 @@ class StructureImageView(w.HBox):
         *,
         task: Any = None,
         id: str | None = None,
-        cutoff_scale: float = 1.0,
+        cutoff_scale: float | None = None,
         seed: int = 0,
         encoding: str = "adjacency",
         size: int = 32,

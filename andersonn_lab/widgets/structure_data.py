@@ -124,7 +124,7 @@ def _is_task(obj: Any) -> bool:
     return all(hasattr(obj, a) for a in ("entries", "id_to_index", "graph"))
 
 
-def _from_entry(entry: Any, cutoff_scale: float, seed: int) -> LoadedStructure:
+def _from_entry(entry: Any, cutoff_scale: float | None, seed: int) -> LoadedStructure:
     if isinstance(entry.structure, str):
         return _from_smiles(entry.structure, seed, name=entry.id)
     graph = from_atoms(entry.structure, cutoff_scale=cutoff_scale, name=entry.id)
@@ -185,7 +185,7 @@ def load_structure(
     *,
     task: Any = None,
     id: str | None = None,
-    cutoff_scale: float = 1.0,
+    cutoff_scale: float | None = None,
     seed: int = 0,
 ) -> LoadedStructure:
     """Turn a graph, ``ase.Atoms``, SMILES, RDKit ``Mol``, dataset entry or task id into 3-D.
@@ -202,8 +202,9 @@ def load_structure(
         for :func:`~andersonn_lab.datasets.load_task`) and an entry id. Crystals and MOFs use
         ``task.graph(i)`` (the task's graph options); molecules are embedded from SMILES.
     cutoff_scale:
-        Bond cutoff multiplier for ``ase.Atoms`` and entries holding one (crystal entries of
-        the ``crystals`` task need 1.2, as the task itself uses).
+        For ``ase.Atoms`` and entries holding one: None (default) for the nearest-shell bond
+        rule that the MOF and crystal tasks use, or a covalent-radius multiplier for the
+        covalent rule (see :func:`~andersonn_lab.structures.from_atoms`).
     seed:
         Seed of the 3-D embedding.
 
@@ -443,7 +444,7 @@ class StructureController:
         *,
         task: Any = None,
         id: str | None = None,
-        cutoff_scale: float = 1.0,
+        cutoff_scale: float | None = None,
         seed: int = 0,
     ) -> None:
         self.load(source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed)
@@ -454,7 +455,7 @@ class StructureController:
         *,
         task: Any = None,
         id: str | None = None,
-        cutoff_scale: float = 1.0,
+        cutoff_scale: float | None = None,
         seed: int = 0,
     ) -> LoadedStructure:
         """Load a new structure (see :func:`load_structure`); clears selection and highlight.

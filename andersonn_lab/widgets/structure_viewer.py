@@ -99,7 +99,7 @@ class StructureViewer(w.VBox):
         *,
         task: Any = None,
         id: str | None = None,
-        cutoff_scale: float = 1.0,
+        cutoff_scale: float | None = None,
         seed: int = 0,
         controller: StructureController | None = None,
         height: int = 420,
