@@ -2,7 +2,7 @@
 
 Examples
 --------
-Open JupyterLab on the notebooks::
+Open JupyterLab on a working copy of the notebooks (``./andersonn_lab_notebooks``)::
 
     andersonn-lab lab
 
@@ -86,21 +86,24 @@ def copy_notebooks(source: Path, target: Path) -> list[Path]:
 
 
 def _lab_folder(args: argparse.Namespace) -> Path:
-    """The folder to open: ``--dir``, the checkout's notebooks, or a working copy.
+    """The folder to open: ``--dir``, else a working copy of the notebooks.
 
-    An installed package (no repository around it) must not have JupyterLab write into
-    site-packages, so its notebooks are first copied into ``./andersonn_lab_notebooks``.
+    The notebooks (the checkout's ``notebooks/`` or the ones installed with the package) are
+    first copied into ``./andersonn_lab_notebooks``: JupyterLab saves outputs into the
+    notebooks it opens, and neither the tracked notebooks of the repository nor
+    site-packages should get them. Copies already there are kept, so a user's edits stay.
     """
     if args.dir:
         return Path(args.dir)
     source = find_notebooks()
-    if source == REPO_NOTEBOOKS:
-        return source
     target = Path.cwd() / WORK_FOLDER
     copied = copy_notebooks(source, target)
     kept = len(list(source.glob("*.ipynb"))) - len(copied)
-    note = f" ({kept} already there, kept)" if kept else ""
-    print(f"andersonn-lab lab: copied {len(copied)} notebooks to {target}{note}", file=sys.stderr)
+    note = f" ({kept} already there, kept: delete one to get the current version)" if kept else ""
+    print(
+        f"andersonn-lab lab: copied {len(copied)} notebooks from {source} to {target}{note}",
+        file=sys.stderr,
+    )
     return target
 
 
@@ -141,13 +144,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     lab = sub.add_parser(
         "lab",
-        help="open JupyterLab on the notebooks",
-        description="Open JupyterLab on the notebooks; other options go to JupyterLab.",
+        help="open JupyterLab on a working copy of the notebooks",
+        description="Copy the notebooks into ./andersonn_lab_notebooks (keeping copies already "
+        "there) and open JupyterLab on it; other options go to JupyterLab.",
     )
     lab.add_argument(
         "--dir",
-        help="notebook folder (default: the repository's notebooks/, or a working copy of "
-        "the notebooks installed with the package)",
+        help="open this notebook folder instead (default: ./andersonn_lab_notebooks, a "
+        "working copy of the repository's or the installed package's notebooks)",
     )
     lab.set_defaults(handler=_cmd_lab)
 

@@ -19,16 +19,26 @@ def test_version(capsys):
     assert __version__ in capsys.readouterr().out
 
 
-def test_lab_opens_jupyterlab_on_the_repository_notebooks(monkeypatch):
+def test_lab_opens_jupyterlab_on_a_working_copy_of_the_repository_notebooks(
+    tmp_path, monkeypatch, capsys
+):
+    """JupyterLab saves outputs into what it opens: never the tracked notebooks."""
+    monkeypatch.chdir(tmp_path)
     calls = []
     monkeypatch.setattr(cli.subprocess, "call", lambda command: calls.append(command) or 0)
     assert cli.main(["lab", "--no-browser"]) == 0
     (command,) = calls
     assert command[:3] == [sys.executable, "-m", "jupyterlab"]
-    assert f"--notebook-dir={cli.REPO_NOTEBOOKS}" in command
+    target = tmp_path / cli.WORK_FOLDER
+    assert f"--notebook-dir={target}" in command
+    assert not any(str(cli.REPO_NOTEBOOKS) in part for part in command)
     assert command[-1] == "--no-browser"
     assert ("--allow-root" in command) == (os.geteuid() == 0)
-    assert any(cli.find_notebooks().glob("01_*.ipynb"))
+    tracked = sorted(cli.REPO_NOTEBOOKS.glob("*.ipynb"))
+    assert tracked and cli.find_notebooks() == cli.REPO_NOTEBOOKS
+    assert [p.name for p in sorted(target.glob("*.ipynb"))] == [p.name for p in tracked]
+    assert (target / tracked[0].name).read_bytes() == tracked[0].read_bytes()
+    assert f"copied {len(tracked)} notebooks" in capsys.readouterr().err
 
 
 def test_lab_with_a_missing_folder_fails_clearly(tmp_path, capsys):
@@ -100,3 +110,23 @@ def test_pyproject_ships_every_package_and_the_notebooks():
     assert setuptools["package-dir"]["andersonn_lab.notebooks"] == "notebooks"
     assert "*.ipynb" in setuptools["package-data"]["andersonn_lab.notebooks"]
     assert any((root / "notebooks").glob("*.ipynb"))
+
+
+def test_pyproject_ships_every_data_folder():
+    """data/ ships as andersonn_lab/data: every task folder listed, every file matched."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+    root = Path(cli.__file__).resolve().parents[1]
+    setuptools = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"]["andersonn_lab.data"] == "data"
+    assert setuptools["package-data"]["andersonn_lab.data"] == ["**/*"]
+    folders = {
+        ".".join(("andersonn_lab", *folder.relative_to(root).parts))
+        for folder in (root / "data").rglob("*")
+        if folder.is_dir() and folder.name != "__pycache__"
+    }
+    assert folders, "no task folders in data/"
+    missing = sorted(folders - set(setuptools["packages"]))
+    assert not missing, f"add to [tool.setuptools] packages: {missing}"

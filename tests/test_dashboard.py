@@ -75,6 +75,9 @@ def test_compare_draws_both_runs_with_recorded_values():
     assert bars[0].y[0] == pytest.approx(split["forward"])
     assert bars[2].y[0] == pytest.approx(split["other"])
     assert "anderson" in board.table.value and "done" in board.status.value
+    # Two steps: whole-number ticks on the step axes, not 0.5, 1.5, 2.5
+    for fig in (board.loss_fig, board.accuracy_fig, board.iterations_fig):
+        assert fig.layout.xaxis.dtick == 1
     # The forward-iteration run really used forward iteration.
     assert board.controller.models["forward"].deq.forward_solver["method"] == "forward"
     board.run_button.click()  # nothing left to run: a warning, no exception

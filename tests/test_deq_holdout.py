@@ -123,6 +123,7 @@ def test_summary_table_and_often_wrong():
     json.dumps(summary)
     table = format_holdout([result])
     assert "0.750, 0.500" in table and "0.625 ± 0.177" in table and "x (2)" in table
+    assert "|\n\ntoy: wrong in two" in table  # a blank line ends the Markdown table
     single = HoldoutResult("toy", "adjacency", "anderson", scores[:1])
     assert single.std == 0.0
 

@@ -74,6 +74,7 @@ def test_json_png_and_table_fields(study):
     for text in ("fwd nfe", "bwd nfe", "training-time ratio", "literature: 8.6x", "window sweep"):
         assert text in table
     assert "predictions changed" in table
+    assert "CUDA peak" not in table.split("memory:")[0] and "rss" not in table
 
 
 def test_sweep_covers_requested_windows_and_betas(study):
@@ -84,8 +85,8 @@ def test_sweep_covers_requested_windows_and_betas(study):
     assert [r["solver"] for r in sweep].count("forward") == 1
     sizes = [r["history_bytes"] for r in sweep if r["solver"] == "anderson" and r["beta"] == 1.0]
     assert sizes == sorted(sizes) and sizes[0] > 0
-    for row in sweep:
-        assert (row["cuda_peak_bytes"] is None) != (row["rss_peak_rise_bytes"] is None)
+    for row in sweep:  # measured only on CUDA (the study ran on the CPU): None, never a 0
+        assert row["cuda_peak_bytes"] is None
 
 
 def test_forward_hitting_its_cap_is_labelled():

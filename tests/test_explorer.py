@@ -203,15 +203,28 @@ def test_every_teaching_problem_runs():
 
 
 def test_sweep_gives_one_point_per_m_and_a_forward_reference():
-    ctrl = controller()
+    ctrl = controller(max_iter=2000)  # every run converges (at 40 steps none does)
     points = ctrl.sweep([0, 1, 2, 4])
     assert [p.m for p in points] == [0, 1, 2, 4, None]
+    assert all(p.status == "converged" for p in points)
     time_trace, nfe_trace, forward = ctrl.crossover_data()
     assert time_trace.x == (0.0, 1.0, 2.0, 4.0) and len(time_trace.y) == 4
     assert nfe_trace.y == tuple(float(p.nfe) for p in points[:4])
     assert nfe_trace.yaxis == "y2" and forward.role == "forward"
     assert all(t > 0 for t in time_trace.y)
     assert "fastest Anderson m =" in ctrl.status.text
+
+
+def test_crossover_panel_never_plots_an_unconverged_run_as_a_time_to_tolerance():
+    ctrl = controller(problem="rotation", max_iter=8, tol=1e-12)  # too few steps for anyone
+    points = ctrl.sweep([0, 2])
+    assert [p.status for p in points] == ["max_iter"] * 3
+    time_trace, _nfe, forward, marks = ctrl.crossover_data()
+    assert time_trace.y == (None, None)
+    assert marks.role == "unconverged" and marks.x == (0.0, 2.0) and marks.symbol == "x"
+    assert marks.y == tuple(1000 * p.wall_time for p in points[:2])
+    assert "not to tolerance" in marks.name and "did not converge" in forward.name
+    assert "not converged for m in [0, 2]" in ctrl.status.text
 
 
 def test_worker_thread_starts_and_stops_cleanly():
@@ -303,10 +316,13 @@ def test_compare_checkbox_overlays_both_methods():
 def test_sweep_button_fills_the_crossover_panel():
     ex = explorer()
     ex.sweep_button.click()
-    time_trace, nfe_trace, forward = ex.crossover_fig.data
+    time_trace, nfe_trace, forward, marks = ex.crossover_fig.data
     assert time_trace.x == (0.0, 1.0, 2.0, 3.0) and len(time_trace.y) == 4
     assert len(nfe_trace.y) == 4 and nfe_trace.yaxis == "y2"
     assert forward.line.dash == "dash"
+    # 40 steps to 1e-10: no run converges, so no time to tolerance, a red x at each m
+    assert time_trace.y == (None,) * 4
+    assert marks.mode == "markers" and marks.marker.symbol == "x" and len(marks.x) == 4
 
 
 def test_extreme_and_invalid_widget_values_show_in_the_status_line():
@@ -346,6 +362,21 @@ def test_widget_threaded_run_and_stop_button():
     assert result.status_names == ["stopped"]
     assert list(current(ex.fig)[0].y) == result.rel_residuals[:, 0].tolist()
     assert "stopped by the user" in ex.status.value
+
+
+def test_long_runs_are_drawn_thinned_with_their_last_step():
+    """1,000 forward steps at d = 2,000: each redraw sends at most PLOT_POINTS points."""
+    from andersonn_lab.widgets.explorer_controller import PLOT_POINTS
+
+    ex = explorer(problem="linear", dim=2000, method="forward", tol=1e-20, max_iter=1000)
+    ex.run_button.click()
+    [record] = ex.controller.current
+    assert len(record.y) == 1001  # the record keeps every step
+    [line] = current(ex.fig)
+    assert len(line.y) <= PLOT_POINTS and line.x[-1] == 1000
+    assert line.y[-1] == pytest.approx(record.y[-1])
+    ex.run_button.click()  # the first run is now history, thinned the same way
+    assert all(len(trace.y) <= PLOT_POINTS for trace in ex.fig.data)
 
 
 def _broken(event: str) -> None:

@@ -222,7 +222,8 @@ def test_image_viewer_heatmaps_equal_image_and_name_atoms(encoding):
         assert np.array_equal(np.asarray(trace.z, dtype=np.float32), image[c])
         assert np.asarray(trace.z).dtype == np.float32
     names = [a.text for a in viewer.fig.layout.annotations]
-    assert names == list(viewer.controller.channels)
+    empty = [" (empty)" if not image[c].any() else "" for c in range(len(image))]
+    assert names == [n + e for n, e in zip(viewer.controller.channels, empty, strict=True)]
     text = viewer.fig.data[0].text
     for r in range(16):
         for c in range(16):
@@ -249,17 +250,17 @@ def test_image_viewer_selectors_overflow_and_smiles_input():
     assert np.asarray(viewer.fig.data[0].z).shape == (16, 16)
     assert "dropped" not in viewer.status.value
     viewer.encoding.value = "elements"  # six panels in two rows, every one highlighted
-    assert len(viewer.fig.data) == 6 and viewer.fig.layout.height == 2 * 360
+    assert len(viewer.fig.data) == 6 and viewer.fig.layout.height == 2 * 260
     assert viewer.fig.layout.xaxis4.domain == viewer.fig.layout.xaxis.domain
     assert viewer.fig.layout.yaxis4.domain[1] < viewer.fig.layout.yaxis.domain[0]
     viewer.select_pixel(0, 1)
     assert {s.xref for s in viewer.fig.layout.shapes} == {"x", *(f"x{c}" for c in range(2, 7))}
     viewer.encoding.value = "electrons"  # seven panels in three rows
-    assert len(viewer.fig.data) == 7 and viewer.fig.layout.height == 3 * 360
-    assert viewer.fig.layout.annotations[6].text == "odd_electrons"
+    assert len(viewer.fig.data) == 7 and viewer.fig.layout.height == 3 * 260
+    assert viewer.fig.layout.annotations[6].text == "odd_electrons (empty)"  # even count
     assert viewer.fig.layout.yaxis7.domain[1] < viewer.fig.layout.yaxis4.domain[0]
     viewer.encoding.value = "adjacency"  # back to one row; the extra panels are hidden
-    assert len(viewer.fig.data) == 3 and viewer.fig.layout.height == 360
+    assert len(viewer.fig.data) == 3 and viewer.fig.layout.height == 260
     assert viewer.fig.layout.xaxis4.visible is False and viewer.fig.layout.xaxis.visible
     with pytest.raises(StructureError, match="'C1CC'"):
         ImageViewer("C1CC")
@@ -335,6 +336,24 @@ def test_docstring_examples_run(module):
     mod = importlib.import_module(f"andersonn_lab.widgets.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
+
+
+def test_image_viewer_draws_empty_pixels_and_channels_white_and_fits_its_panels():
+    """Zero is white (not the colour of the middle of a constant channel's scale)."""
+    from andersonn_lab.widgets.image_viewer import COLORSCALE, figure_width
+
+    viewer = ImageViewer(ASPIRIN, size=16)  # from SMILES: the distance channel is all zero
+    distance = viewer.fig.data[2]
+    assert not np.asarray(distance.z).any()
+    assert viewer.fig.layout.annotations[2].text == "distance (empty)"
+    assert (distance.zmin, distance.zmax) == (0.0, 1.0)
+    assert COLORSCALE[0] == [0.0, "#ffffff"] and COLORSCALE[1][0] < 1e-6
+    atoms = viewer.fig.data[0]
+    assert atoms.zmin == 0.0 and atoms.zmax == pytest.approx(float(np.max(atoms.z)))
+    assert tuple(tuple(c) for c in distance.colorscale)[0] == (0.0, "#ffffff")
+    assert viewer.fig.layout.width == figure_width(3, viewer.fig.layout.height) < 800
+    viewer.encoding.value = "electrons"  # seven panels in three rows: still no wider
+    assert viewer.fig.layout.width == figure_width(7, viewer.fig.layout.height) < 800
 
 
 def test_a_failing_selection_callback_is_shown_in_the_viewers_status_line():

@@ -28,7 +28,8 @@ import networkx as nx
 import torch
 from torch.utils.data import Dataset, Subset
 
-from andersonn_lab.datasets.entry import DATA_DIR, Entry
+from andersonn_lab._warnings import warn
+from andersonn_lab.datasets.entry import DATA_DIR, Entry, require_task_dir
 
 __all__ = [
     "DEFAULT_GRAPH_OPTIONS",
@@ -142,7 +143,7 @@ def _build_images(
         kept.append(position)
         images.append(torch.as_tensor(image, dtype=torch.float32))
     for w in list(other.values())[:5]:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        warn(w.message, w.category)
     if not images:
         raise ValueError("no entry could be turned into an image")
     return kept, torch.stack(images), skipped, cropped
@@ -169,7 +170,7 @@ def _read_cache(path: Path, key: str) -> dict[str, Any] | None:
         reason = "its contents do not match the data"
     except Exception as error:  # any unreadable file is rebuilt, whatever the failure
         reason = f"{type(error).__name__}: {error}"
-    warnings.warn(f"ignoring corrupt image cache {path} ({reason}); rebuilding it", stacklevel=3)
+    warn(f"ignoring corrupt image cache {path} ({reason}); rebuilding it")
     return None
 
 
@@ -181,7 +182,7 @@ def _write_cache(path: Path, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
         os.replace(tmp, path)
     except OSError as error:
-        warnings.warn(f"could not write image cache {path}: {error}", stacklevel=3)
+        warn(f"could not write image cache {path}: {error}")
 
 
 def _split_rank(entry_id: str, seed: int) -> bytes:
@@ -357,7 +358,7 @@ def load_task(
     ValueError
         For an unknown task name.
     FileNotFoundError
-        If the task's data files are missing.
+        If the task's data folder or files are missing (the message says how to get them).
 
     Warns
     -----
@@ -372,7 +373,7 @@ def load_task(
     """
     module = _task_module(name)
     folder = Path(data_dir) if data_dir is not None else DATA_DIR / name
-    entries = module.load_entries(folder)
+    entries = module.load_entries(require_task_dir(folder, name))
     if not entries:
         raise ValueError(f"task {name!r} has no entries in {folder}")
     defaults = getattr(module, "GRAPH_OPTIONS", DEFAULT_GRAPH_OPTIONS.get(name, {}))
@@ -404,19 +405,17 @@ def load_task(
     if skipped:
         listed = ", ".join(entry_id for entry_id, _ in skipped[:_MAX_LISTED])
         more = f" and {len(skipped) - _MAX_LISTED} more" if len(skipped) > _MAX_LISTED else ""
-        warnings.warn(
+        warn(
             f"{name}: skipped {len(skipped)} of {len(entries)} entries whose structure failed: "
-            f"{listed}{more} (reasons in dataset.skipped)",
-            stacklevel=2,
+            f"{listed}{more} (reasons in dataset.skipped)"
         )
     if n_cropped:
         from andersonn_lab.structures import ImageOverflowWarning
 
-        warnings.warn(
+        warn(
             f"{name}: {n_cropped} of {len(kept)} structures have more atoms than the "
             f"{image_size}-row image and were cropped; use a larger image_size to keep them whole",
             ImageOverflowWarning,
-            stacklevel=2,
         )
     return TaskDataset(
         name,

@@ -185,7 +185,8 @@ def repeated_holdout(
 
 
 def format_holdout(results: Sequence[HoldoutResult], *, max_listed: int = 15) -> str:
-    """A plain-text table: one row per task, then the structures wrong in several splits.
+    """A Markdown table, readable as text: one row per task, then the structures wrong in
+    several splits (after a blank line, so that Markdown ends the table there).
 
     At most ``max_listed`` of those structures are named per task (the most often wrong
     first), followed by how many more there are; :meth:`HoldoutResult.to_dict` keeps them
@@ -208,7 +209,7 @@ def format_holdout(results: Sequence[HoldoutResult], *, max_listed: int = 15) ->
             named = [f"{k} ({n})" for k, n in often[:max_listed]]
             if len(often) > max_listed:
                 named.append(f"and {len(often) - max_listed} more")
-            lines.append(f"{r.task}: wrong in two or more splits: {', '.join(named)}")
+            lines.extend(["", f"{r.task}: wrong in two or more splits: {', '.join(named)}"])
     return "\n".join(lines)
 
 

@@ -194,6 +194,30 @@ class Recipe:
         """A copy with some fields replaced (unknown names raise TypeError)."""
         return dataclasses.replace(self, **changes)
 
+    def smoke_note(self) -> str:
+        """What to expect of a model this recipe trains: ``""``, or in smoke mode a warning.
+
+        The smoke setting trains a tiny model briefly on a small subset, so its accuracy is
+        near chance (the majority-class baseline); notebooks print this next to it.
+
+        Examples
+        --------
+        >>> default_recipe("crystals", smoke=False).smoke_note()
+        ''
+        >>> print(default_recipe("crystals", smoke=True).smoke_note())  # doctest: +ELLIPSIS
+        smoke mode: a tiny model trained for 3 epochs on at most 160 structures, so its ...
+        """
+        if not self.smoke:
+            return ""
+        epochs = self.training.get("epochs", "a few")
+        subset = f"at most {self.max_train} structures" if self.max_train else "the training set"
+        return (
+            f"smoke mode: a tiny model trained for {epochs} epochs on {subset}, so its accuracy "
+            "is near chance (the majority-class baseline): this run checks that everything works, "
+            f"not how well. Unset the {SMOKE_VARIABLE} environment variable to train the full "
+            "recipe."
+        )
+
     def with_solver(
         self, method: str, *, m: int | None = None, beta: float | None = None
     ) -> Recipe:

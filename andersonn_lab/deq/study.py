@@ -14,9 +14,11 @@ For every task the study
    tolerance instead of a solve to ``reference_tol`` (1e-6);
 4. sweeps Anderson's window ``m`` (0 = forward iteration with mixing ``β``) and ``β``,
    recording evaluations, wall time to ``eval_tol`` and memory: the bytes of the solver's
-   history buffers computed from their shapes, plus the measured peak on CUDA
-   (``torch.cuda.max_memory_allocated``) or, on the CPU, the rise of the process's peak
-   resident set (``ru_maxrss``; it only rises, so small buffers often show 0).
+   history buffers computed from their shapes, plus, on CUDA only, the measured peak
+   (``torch.cuda.max_memory_allocated`` above the baseline). On the CPU nothing measures one
+   solve's peak honestly: torch's CPU allocator keeps no peak counter, ``tracemalloc`` does not
+   see tensor memory, and the process's peak resident set never falls (it read 0 for most
+   rows), so the CPU rows carry the computed bytes only.
 
 Fairness: both solvers get the same tolerance and cap. When a solver does not converge the
 table says so; a speed-up where forward iteration stopped at its cap is labelled

@@ -21,9 +21,7 @@ from __future__ import annotations
 import json
 import math
 import platform
-import resource
 import statistics
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -83,11 +81,6 @@ def anderson_buffer_bytes(m: int, batch: int, dim: int, itemsize: int = 4) -> in
     )
 
 
-def _peak_rss_bytes() -> int:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(peak if sys.platform == "darwin" else peak * 1024)
-
-
 def measure_solve(
     model: DEQClassifier,
     images: torch.Tensor,
@@ -113,8 +106,8 @@ def measure_solve(
         of the batch: the solve runs until its slowest sample stops), ``fwd_steps_mean``
         (steps per sample, averaged), ``fwd_time`` (median seconds), ``fwd_unconverged``,
         ``fwd_hit_cap``; the same with ``bwd_`` (None without ``backward``); memory:
-        ``history_bytes`` (analytic), ``cuda_peak_bytes`` (CUDA only, else None) and
-        ``rss_peak_rise_bytes`` (CPU only, else None).
+        ``history_bytes`` (analytic) and ``cuda_peak_bytes`` (measured, CUDA only: None on
+        the CPU).
 
     Examples
     --------
@@ -133,7 +126,7 @@ def measure_solve(
     was_training = model.training
     model.eval()
     fwd_times, bwd_times = [], []
-    cuda_peak = rss_rise = None
+    cuda_peak = None
     try:
         with torch.set_grad_enabled(backward):  # untimed warm-up (allocator, kernels)
             logits = model(images)
@@ -147,7 +140,6 @@ def measure_solve(
                     _sync(device)
                     base = torch.cuda.memory_allocated(device)
                     torch.cuda.reset_peak_memory_stats(device)
-                rss_before = _peak_rss_bytes()
                 with torch.set_grad_enabled(backward):
                     logits = model(images)
                     if backward:
@@ -155,8 +147,6 @@ def measure_solve(
                 _sync(device)
                 if device.type == "cuda":
                     cuda_peak = max(cuda_peak or 0, torch.cuda.max_memory_allocated(device) - base)
-                else:
-                    rss_rise = max(rss_rise or 0, _peak_rss_bytes() - rss_before)
                 fwd_times.append(stats.forward_time)
                 bwd_times.append(stats.backward_time)
             fwd_steps, bwd_steps = stats.forward_steps, stats.backward_steps
@@ -193,7 +183,6 @@ def measure_solve(
         if method == "anderson"
         else 0,
         "cuda_peak_bytes": cuda_peak,
-        "rss_peak_rise_bytes": rss_rise,
     }
 
 

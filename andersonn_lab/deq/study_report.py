@@ -178,19 +178,18 @@ def format_table(study: Mapping[str, Any]) -> str:
             f"unconverged: {pc['fast_unconverged']} fast, {pc['reference_unconverged']} reference"
         )
         lines.append(f"  window sweep (forward solve to tol {a['tol']:g}):")
+        on_cuda = any(row.get("cuda_peak_bytes") is not None for row in task["sweep"])
         lines.append(
             f"    {'solver':<10} {'m':>3} {'beta':>5} {'nfe':>5} {'ms':>9} {'converged':<22} "
-            f"{'history KiB':>12} {'measured peak':>16}"
+            f"{'history KiB':>12}" + (f" {'CUDA peak KiB':>14}" if on_cuda else "")
         )
         for row in task["sweep"]:
-            if row["cuda_peak_bytes"] is not None:
-                peak = f"{row['cuda_peak_bytes'] / 1024:.0f} KiB cuda"
-            else:
-                peak = f"{(row['rss_peak_rise_bytes'] or 0) / 1024:.0f} KiB rss+"
+            peak = row.get("cuda_peak_bytes")
             lines.append(
                 f"    {row['solver']:<10} {row['m']:>3} {row['beta']:>5.2f} {row['fwd_nfe']:>5d} "
                 f"{row['fwd_time'] * 1e3:>9.1f} {_conv(row['fwd_unconverged'], row['n']):<22} "
-                f"{row['history_bytes'] / 1024:>12.1f} {peak:>16}"
+                f"{row['history_bytes'] / 1024:>12.1f}"
+                + (f" {(peak or 0) / 1024:>14.0f}" if on_cuda else "")
             )
 
         time_ok = sp["fwd_time_ratio"] is not None and sp["fwd_time_ratio"] > 1.0
@@ -205,9 +204,9 @@ def format_table(study: Mapping[str, Any]) -> str:
         )
     lines.append("")
     lines.append(
-        "memory: 'history KiB' is Anderson's buffers computed from their shapes; 'rss+' is the "
-        "rise of the process's peak resident set during the solve (it never falls, so 0 "
-        "means no new peak), 'cuda' is torch.cuda.max_memory_allocated above the baseline."
+        "memory: 'history KiB' is Anderson's buffers computed from their shapes; 'CUDA peak "
+        "KiB' (on CUDA only) is torch.cuda.max_memory_allocated above the baseline during "
+        "the solve. On the CPU no peak is measured: torch's CPU allocator keeps no peak counter."
     )
     if "json" in study:
         lines.append(f"wrote {study['json']} and {study['png']}")
@@ -607,13 +606,13 @@ def crossover_figure(study: Mapping[str, Any], betas: Sequence[float] | None = N
 
 
 def memory_figure(study: Mapping[str, Any], beta: float | None = None) -> Figure:
-    """Anderson's history buffers (computed) and the measured peak against ``m``, per task,
-    at one ``β`` (default: the largest swept).
+    """Anderson's history buffers (computed) and, on CUDA, the measured peak against ``m``,
+    per task, at one ``β`` (default: the largest swept).
 
     Examples
     --------
     >>> rows = [{"solver": "anderson", "m": m, "beta": 1.0, "history_bytes": 1000 * (m + 1),
-    ...          "cuda_peak_bytes": None, "rss_peak_rise_bytes": 0} for m in (0, 2)]
+    ...          "cuda_peak_bytes": None} for m in (0, 2)]
     >>> len(memory_figure({"tasks": [{"task": "t", "sweep": rows}]}).axes)
     1
     """
@@ -631,16 +630,12 @@ def memory_figure(study: Mapping[str, Any], beta: float | None = None) -> Figure
             label=f"{task['task']}: history buffers",
         )
         cuda = [r.get("cuda_peak_bytes") for r in part]
-        if any(value is not None for value in cuda):
-            measured, kind = cuda, "CUDA peak"
-        else:
-            measured, kind = [r.get("rss_peak_rise_bytes") for r in part], "peak RSS rise"
-        if any(value is not None for value in measured):
+        if any(value is not None for value in cuda):  # measured on CUDA only
             axis.plot(
                 ms,
-                [(b or 0) / 2**20 for b in measured],
+                [(b or 0) / 2**20 for b in cuda],
                 "s:",
-                label=f"{task['task']}: measured {kind}",
+                label=f"{task['task']}: measured CUDA peak",
             )
     axis.set(xlabel="window m", ylabel="MiB", title="Anderson memory as m grows")
     axis.grid(alpha=0.3)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import random
 import time
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -36,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
+
+from andersonn_lab._warnings import warn
 
 from .checkpoint import (
     CheckpointError,
@@ -622,7 +623,7 @@ def train(
     device = resolve_device(cfg.device)
     amp = cfg.amp
     if amp and device.type != "cuda":
-        warnings.warn("amp=True needs CUDA; training in full precision on the CPU", stacklevel=2)
+        warn("amp=True needs CUDA; training in full precision on the CPU")
         amp = False
     run = _start_run(model, train_set, cfg, device, amp, config)
     run.collector = SolverStatsCollector(model)

@@ -13,12 +13,13 @@ fields or as the :class:`Evaluation` one hook returns to the next.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Generic, TypeVar
 
 import torch
+
+from andersonn_lab._warnings import warn
 
 from .checks import check_beta, check_int, check_real, check_stop_mode
 from .result import SolverResult, SolverWarning, Status
@@ -381,12 +382,11 @@ class FixedPointSolver(Generic[StateT]):
         status = status.cpu()
         diverged = int((status == int(Status.DIVERGED)).sum())
         if diverged:
-            warnings.warn(
+            warn(
                 f"{self.method}: {diverged} of {status.numel()} samples diverged (residual "
                 f"non-finite or grown over {self.divergence_factor:g}x its initial value); "
                 "their best iterate is returned",
                 SolverWarning,
-                stacklevel=2,
             )
         extra = self._result_extra(state)
         return SolverResult(

@@ -34,12 +34,13 @@ from __future__ import annotations
 import math
 import threading
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from andersonn_lab._warnings import warn
 
 from .checks import check_int, check_real
 
@@ -597,11 +598,10 @@ def jacobian_spectrum(
     residual = _relative_residual(z, fz).cpu()
     if bool((residual > 1e-3).any()):
         worst = float(residual.max())
-        warnings.warn(
+        warn(
             f"z_star is not a fixed point (relative residual up to {worst:.2e}); the spectrum "
             "describes the map's linearisation there",
             SpectrumWarning,
-            stacklevel=2,
         )
     if method == "auto":
         method = "dense" if d <= DENSE_MAX_DIM or k >= d - 1 else "arnoldi"
@@ -615,11 +615,10 @@ def jacobian_spectrum(
     else:
         values, n_jvp, unconverged = _arnoldi(f, z, k, tol, ncv, maxiter, seed)
         if unconverged:
-            warnings.warn(
+            warn(
                 f"ARPACK did not converge for samples {unconverged[:10]}; their eigenvalues "
                 "are the ones it found (increase maxiter or ncv, or loosen tol)",
                 SpectrumWarning,
-                stacklevel=2,
             )
     seconds = time.perf_counter() - start
     rate = None

@@ -7,7 +7,6 @@ summarises it.
 from __future__ import annotations
 
 import math
-import warnings
 from collections import Counter
 from functools import reduce
 from typing import Any, Literal
@@ -15,6 +14,8 @@ from typing import Any, Literal
 import networkx as nx
 import numpy as np
 import torch
+
+from andersonn_lab._warnings import warn
 
 from .elements import electronegativity, group, period, valence_electrons
 from .errors import ImageOverflowWarning, StructureError
@@ -291,7 +292,7 @@ def _ordered_rows(graph: nx.Graph, ranks: dict[Any, int], size: int, on_overflow
         )
         if on_overflow == "error":
             raise StructureError(message)
-        warnings.warn(message, ImageOverflowWarning, stacklevel=3)
+        warn(message, ImageOverflowWarning)
         order = order[:size]
     return order
 

@@ -89,6 +89,23 @@ def sync_panel(fig: go.FigureWidget, traces: Sequence[TraceData]) -> None:
             drawn.update(update)
 
 
+def step_dtick(fig: go.FigureWidget, few: int = 10) -> int | None:
+    """Tick spacing of a step axis: 1 while it shows at most ``few`` steps, else plotly's own.
+
+    Plotly's automatic ticks put a short run's steps at 0.5, 1.5, 2.5...; from about ten
+    steps on they are whole numbers by themselves.
+
+    Examples
+    --------
+    >>> step_dtick(go.Figure(go.Scatter(x=[1, 2, 3], y=[0, 1, 0]))), step_dtick(go.Figure())
+    (1, 1)
+    >>> step_dtick(go.Figure(go.Scatter(x=list(range(50)), y=list(range(50))))) is None
+    True
+    """
+    largest = max((max(t.x) for t in fig.data if t.x is not None and len(t.x)), default=0)
+    return 1 if largest <= few else None
+
+
 class TrainingDashboard:
     """Watch DEQ trainings live, stop them cleanly, and compare solvers side by side.
 
@@ -260,6 +277,10 @@ class TrainingDashboard:
         with self._draw_lock:
             for name, traces in self.controller.panels().items():
                 sync_panel(self.figs[name], traces)
+                if name != "time":  # the others count steps: whole numbers on the axis
+                    dtick = step_dtick(self.figs[name])
+                    if self.figs[name].layout.xaxis.dtick != dtick:
+                        self.figs[name].layout.xaxis.dtick = dtick
             self.draw_status()
             self.table.value = self._table_html()
 

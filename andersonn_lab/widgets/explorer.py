@@ -88,7 +88,7 @@ def _style(trace: PlotTrace) -> dict[str, Any]:
         "showlegend": trace.showlegend,
         "yaxis": trace.yaxis,
         "line": {"color": trace.color, "dash": trace.dash, "width": trace.width},
-        "marker": {"size": 4},
+        "marker": {"size": trace.size, "symbol": trace.symbol},
         "meta": trace.role,
     }
 

@@ -220,12 +220,13 @@ class PlotTrace:
     x, y:
         Coordinates; non-finite ``y`` values are ``None`` (a gap in the line).
     role:
-        ``"current"``, ``"previous"`` (faded history), ``"time"``, ``"nfe"`` or ``"forward"``
-        (the crossover panel's lines).
+        ``"current"``, ``"previous"`` (faded history), ``"time"``, ``"nfe"``, ``"forward"``
+        or ``"unconverged"`` (the crossover panel's lines and its marks of runs that stopped
+        before the tolerance).
     method:
         ``"anderson"`` or ``"forward"``.
-    color, opacity, dash, width, mode, showlegend:
-        Styling.
+    color, opacity, dash, width, mode, showlegend, symbol, size:
+        Styling (``symbol`` and ``size`` of the markers).
     yaxis:
         ``"y"`` or ``"y2"`` (the crossover panel's right axis).
     key:
@@ -246,6 +247,8 @@ class PlotTrace:
     showlegend: bool = True
     yaxis: str = "y"
     key: tuple[Any, ...] = ()
+    symbol: str = "circle"
+    size: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -293,6 +296,35 @@ def _keep(record: RunRecord) -> bool:
     """Whether a finished run belongs in the history (stopped, partial runs do not)."""
     result = record.result
     return result is not None and "stopped" not in result.status_names
+
+
+PLOT_POINTS = 250
+"""Most points drawn per residual line: a 1,000-step run sends every 5th step (and the last),
+so that live redraws stay small and the browser stays free to deliver a Stop click."""
+
+
+def decimate(
+    xs: Sequence[float], ys: Sequence[float], most: int = PLOT_POINTS
+) -> tuple[list[float], list[float]]:
+    """Every k-th point of a line, first and last kept, at most about ``most`` points.
+
+    Examples
+    --------
+    >>> xs = list(range(1001))
+    >>> small_x, small_y = decimate(xs, [float(x) for x in xs], most=250)
+    >>> len(small_x), small_x[:3], small_x[-1], small_y[-1]
+    (201, [0, 5, 10], 1000, 1000.0)
+    >>> decimate([0, 1], [1.0, 0.5])
+    ([0, 1], [1.0, 0.5])
+    """
+    n = len(xs)
+    if n <= most:
+        return list(xs), list(ys)
+    step = -(-(n - 1) // (most - 1))
+    keep = list(range(0, n, step))
+    if keep[-1] != n - 1:
+        keep.append(n - 1)
+    return [xs[i] for i in keep], [ys[i] for i in keep]
 
 
 def _curve(residuals: torch.Tensor) -> list[float]:
@@ -810,23 +842,27 @@ class ExplorerController(WorkerController):
     def plot_data(self) -> PlotData:
         """The residual panel: faded previous runs, then the current ones.
 
+        Lines longer than :data:`PLOT_POINTS` are thinned (:func:`decimate`); the records
+        keep every step.
+
         Previous runs come in the order of their ring slot (a new run replaces the oldest
         run's slot, so a drawing layer updates one trace's data and the others' opacity);
         the more recent a run, the less faded.
         """
         with self._lock:
             history = list(self.history)
-            current = [(r, list(r.x), list(r.y)) for r in self.current]
+            current = [(r, len(r.y), *decimate(r.x, r.y)) for r in self.current]
         traces = []
         n = len(history)
         age = {record.run_id: i for i, record in enumerate(history)}
         for record in sorted(history, key=lambda r: r.slot):
             opacity = round(0.12 + 0.33 * (age[record.run_id] + 1) / n, 3)
+            xs, ys = decimate(record.x, record.y)
             traces.append(
                 PlotTrace(
                     name=f"previous: {record.label}",
-                    x=tuple(record.x),
-                    y=tuple(_plain(v) for v in record.y),
+                    x=tuple(xs),
+                    y=tuple(_plain(v) for v in ys),
                     role="previous",
                     method=record.method,
                     color=COLORS.get(record.method, "#555555"),
@@ -837,7 +873,7 @@ class ExplorerController(WorkerController):
                     key=(record.run_id, "previous"),
                 )
             )
-        for record, xs, ys in current:
+        for record, n_points, xs, ys in current:
             traces.append(
                 PlotTrace(
                     name=record.label,
@@ -846,13 +882,18 @@ class ExplorerController(WorkerController):
                     role="current",
                     method=record.method,
                     color=COLORS.get(record.method, "#555555"),
-                    key=(record.run_id, "current", len(ys), record.finished),
+                    key=(record.run_id, "current", n_points, record.finished),
                 )
             )
         return PlotData(tuple(traces), float(self.settings.tol), self.problem_title())
 
     def crossover_data(self) -> tuple[PlotTrace, ...]:
-        """The crossover panel: wall time and nfe against ``m``, and forward's wall time."""
+        """The crossover panel: wall time and nfe against ``m``, and forward's wall time.
+
+        Only converged runs give a wall time to tolerance: a run that stopped at the cap (or
+        diverged) leaves a gap in the time line and is marked with a red x at the time it
+        ran, named as such; a forward reference that did not converge says so in its name.
+        """
         with self._lock:
             points = [p for p in self.sweep_points if p.m is not None]
             forward = [p for p in self.sweep_points if p.m is None]
@@ -860,9 +901,9 @@ class ExplorerController(WorkerController):
         ms = tuple(float(p.m) for p in points)
         traces = [
             PlotTrace(
-                name="Anderson wall time (ms)",
+                name="Anderson wall time to tolerance (ms)",
                 x=ms,
-                y=tuple(1000 * p.wall_time for p in points),
+                y=tuple(1000 * p.wall_time if p.status == "converged" else None for p in points),
                 role="time",
                 method="anderson",
                 color=COLORS["anderson"],
@@ -882,9 +923,12 @@ class ExplorerController(WorkerController):
         ]
         if forward and ms:
             ref = 1000 * forward[0].wall_time
+            name = f"forward wall time ({forward[0].nfe} nfe)"
+            if forward[0].status != "converged":
+                name = f"forward did not converge ({forward[0].status}): ran {ref:.1f} ms"
             traces.append(
                 PlotTrace(
-                    name=f"forward wall time ({forward[0].nfe} nfe)",
+                    name=name,
                     x=(min(ms), max(ms)),
                     y=(ref, ref),
                     role="forward",
@@ -893,6 +937,22 @@ class ExplorerController(WorkerController):
                     dash="dash",
                     mode="lines",
                     key=("forward", *key),
+                )
+            )
+        failed = [p for p in points if p.status != "converged"]
+        if failed:
+            traces.append(
+                PlotTrace(
+                    name="not converged (time until it stopped, not to tolerance)",
+                    x=tuple(float(p.m) for p in failed),
+                    y=tuple(1000 * p.wall_time for p in failed),
+                    role="unconverged",
+                    method="anderson",
+                    color="#d62728",
+                    mode="markers",
+                    symbol="x",
+                    size=10,
+                    key=("unconverged", *key),
                 )
             )
         return tuple(traces)

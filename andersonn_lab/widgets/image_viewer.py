@@ -24,6 +24,7 @@ from typing import Any
 import ipywidgets as w
 import networkx as nx
 import plotly.graph_objects as go
+from plotly.colors import sequential
 
 from .image_data import ENCODINGS, ImageController, Rect
 from .structure_data import load_structure
@@ -38,6 +39,35 @@ HIGHLIGHT = {"color": "#ff1744", "width": 2}
 PANELS_PER_ROW = 3
 _GAP = 0.04  # horizontal gap between panels (fraction of the figure width)
 _ROW_GAP = 0.12  # vertical gap between panel rows (fraction of the figure height)
+_MARGIN = {"l": 10, "r": 10, "t": 40, "b": 10}
+_FRAME = {"showline": True, "mirror": True, "linecolor": "#bbbbbb", "showgrid": False}
+"""A thin frame around each panel, so that an empty (white) channel still shows its extent."""
+
+_VIRIDIS: list[str] = list(sequential.Viridis)
+COLORSCALE: list[list[Any]] = [[0.0, "#ffffff"], [1e-9, _VIRIDIS[0]]] + [
+    [i / (len(_VIRIDIS) - 1), color] for i, color in enumerate(_VIRIDIS) if i > 0
+]
+"""Viridis, but exactly 0 is white: empty pixels (padding, unbonded pairs) and all-zero
+channels are drawn empty, not in a colour (each channel is scaled from 0 to its maximum)."""
+
+
+def figure_width(n: int, height: int) -> int:
+    """Width in pixels that makes the ``n`` square panels of a ``height``-pixel figure fit.
+
+    Panels keep their aspect (``scaleanchor``), so a width set by plotly's default (700)
+    either clips them or leaves them small; this one matches the panel rows.
+
+    Examples
+    --------
+    >>> figure_width(3, 240), figure_width(7, 720)
+    (640, 573)
+    """
+    rows = -(-n // PANELS_PER_ROW)
+    cols = min(n, PANELS_PER_ROW)
+    plot_height = height - _MARGIN["t"] - _MARGIN["b"]
+    side = plot_height * (1 - _ROW_GAP * (rows - 1)) / rows
+    plot_width = cols * side / (1 - _GAP * (cols - 1))
+    return int(round(plot_width)) + _MARGIN["l"] + _MARGIN["r"]
 
 
 def _suffix(c: int) -> str:
@@ -71,6 +101,9 @@ class ImageViewer(w.VBox):
         can be changed in the widget.
     controller:
         An existing :class:`ImageController` (then ``source`` etc. are ignored).
+    height:
+        Height in pixels of one row of three panels; the figure's width follows from it
+        (:func:`figure_width`: about 700 pixels at the default 260).
     **load_kwargs:
         Passed to :func:`load_structure` when ``source`` is not a graph (``cutoff_scale``,
         ``task``, ``id``, ...).
@@ -97,7 +130,7 @@ class ImageViewer(w.VBox):
         size: int = 32,
         k: int | None = None,
         controller: ImageController | None = None,
-        height: int = 360,
+        height: int = 260,
         **load_kwargs: Any,
     ) -> None:
         if controller is None:
@@ -115,7 +148,7 @@ class ImageViewer(w.VBox):
         self.status = w.HTML()
         self._row_height = height
         self.fig = go.FigureWidget()
-        self.fig.update_layout(margin={"l": 10, "r": 10, "t": 40, "b": 10})
+        self.fig.update_layout(margin=_MARGIN)
         self._build_traces()
         self.encoding.observe(self._on_settings, names="value")
         self.size.observe(self._on_settings, names="value")
@@ -130,18 +163,22 @@ class ImageViewer(w.VBox):
         with self.fig.batch_update():
             self.fig.data = []
             self.fig.layout.height = self._row_height * rows
+            self.fig.layout.width = figure_width(n, self._row_height * rows)
             for c in range(n, len(self._axes_used())):  # panels of a previous encoding
                 self.fig.layout["xaxis" + _suffix(c)].visible = False
                 self.fig.layout["yaxis" + _suffix(c)].visible = False
             for c, name in enumerate(ctrl.channels):
+                values = ctrl.channel(c)
                 heat = go.Heatmap(
-                    z=ctrl.channel(c),
+                    z=values,
+                    zmin=0.0,
+                    zmax=_top(values),
                     x=axis,
                     y=axis,
                     text=ctrl.hover,
                     name=name,
                     hovertemplate="%{text}<br>value %{z:.4g}<extra>" + name + "</extra>",
-                    colorscale="Viridis",
+                    colorscale=COLORSCALE,
                     showscale=False,
                     xgap=0,
                     ygap=0,
@@ -157,6 +194,7 @@ class ImageViewer(w.VBox):
                     "scaleanchor": "x" + _suffix(c),
                     "constrain": "domain",
                     "visible": True,
+                    **_FRAME,
                 }
                 self.fig.layout["xaxis" + _suffix(c)] = {
                     "domain": x_domain,
@@ -164,10 +202,11 @@ class ImageViewer(w.VBox):
                     "constrain": "domain",
                     "side": "top",
                     "visible": True,
+                    **_FRAME,
                 }
             self.fig.layout.annotations = [
                 {
-                    "text": name,
+                    "text": name if ctrl.channel(c).any() else f"{name} (empty)",
                     "xref": "x" + _suffix(c) + " domain",
                     "yref": "y" + _suffix(c) + " domain",
                     "x": 0.5,
@@ -255,6 +294,12 @@ class ImageViewer(w.VBox):
         if not points.xs:
             return
         self.select_pixel(int(points.ys[0]), int(points.xs[0]))
+
+
+def _top(values: Any) -> float:
+    """Top of a channel's colour range: its maximum, or 1 for an all-zero channel."""
+    top = float(values.max()) if values.size else 0.0
+    return top if top > 0 else 1.0
 
 
 def _rect_shape(rect: Rect, xref: str, yref: str) -> dict:

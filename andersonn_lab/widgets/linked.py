@@ -71,6 +71,9 @@ def link(structure: StructureViewer, image: ImageViewer) -> LinkedController:
 class StructureImageView(w.HBox):
     """:class:`StructureViewer` and :class:`ImageViewer` of one structure, side by side, linked.
 
+    The two views sit side by side when the output is wide enough and the image wraps below
+    the structure when not.
+
     Parameters
     ----------
     source, task, id, cutoff_scale, seed:
@@ -103,15 +106,23 @@ class StructureImageView(w.HBox):
         k: int | None = None,
     ) -> None:
         self.structure = StructureViewer(
-            source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed, height=380
+            source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed, height=380, width=420
         )
         graph = self.structure.controller.loaded.image_graph
         image_ctrl = ImageController(graph, encoding=encoding, size=size, k=k)
-        self.image = ImageViewer(controller=image_ctrl, height=300)
+        self.image = ImageViewer(controller=image_ctrl, height=240)
         self.linked = link(self.structure, self.image)
-        self.structure.layout.width = "45%"
-        self.image.layout.width = "55%"
-        super().__init__([self.structure, self.image])
+        # Figures have fixed pixel sizes; side by side where the output is wide enough, else
+        # the image wraps below the structure (never overlapping it or running past the edge).
+        for child in (self.structure, self.image):
+            child.layout.flex = "0 1 auto"
+            child.layout.max_width = "100%"
+        self.structure.layout.width = "420px"  # its figure's; long status lines wrap inside
+        self.structure.layout.margin = "0 16px 0 0"
+        super().__init__(
+            [self.structure, self.image],
+            layout=w.Layout(flex_flow="row wrap", align_items="flex-start"),
+        )
 
     def load(self, source: Any = None, **kwargs: Any) -> bool:
         """Show another structure in both views (as :meth:`StructureViewer.load`: on bad input

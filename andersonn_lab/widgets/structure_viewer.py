@@ -71,8 +71,8 @@ class StructureViewer(w.VBox):
         Bond cutoff multiplier for ``ase.Atoms``; seed of the 3-D embedding of molecules.
     controller:
         An existing :class:`StructureController` to show (then ``source`` etc. are ignored).
-    height:
-        Figure height in pixels.
+    height, width:
+        Figure size in pixels (width None: plotly's default, 700).
 
     Raises
     ------
@@ -103,6 +103,7 @@ class StructureViewer(w.VBox):
         seed: int = 0,
         controller: StructureController | None = None,
         height: int = 420,
+        width: int | None = None,
     ) -> None:
         self.controller = controller or StructureController(
             source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed
@@ -111,6 +112,7 @@ class StructureViewer(w.VBox):
         self.fig = go.FigureWidget(
             layout={
                 "height": height,
+                "width": width,
                 "margin": {"l": 0, "r": 0, "t": 24, "b": 0},
                 "showlegend": False,
                 "scene": {"xaxis": _AXIS, "yaxis": _AXIS, "zaxis": _AXIS, "aspectmode": "data"},
@@ -119,7 +121,9 @@ class StructureViewer(w.VBox):
         )
         self.depiction = w.HTML(layout=w.Layout(min_width="0px"))
         self.status = w.HTML()
-        super().__init__([self.status, w.HBox([self.fig, self.depiction])])
+        # the 2-D depiction goes below the 3-D view when the output is too narrow for both
+        wrap = w.Layout(flex_flow="row wrap", align_items="flex-start")
+        super().__init__([self.status, w.HBox([self.fig, self.depiction], layout=wrap)])
         self._draw()
 
     @classmethod
