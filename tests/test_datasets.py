@@ -141,7 +141,8 @@ def test_split_is_seeded_stratified_and_stable(small_mofs, tmp_path) -> None:
     # an entry's split does not depend on the order of the data
     ids, labels = a.ids, a.labels.tolist()
     order = list(reversed(range(len(ids))))
-    shuffled = stratified_split([ids[i] for i in order], [labels[i] for i in order], 0)
+    groups = [a.groups[i] for i in order]
+    shuffled = stratified_split([ids[i] for i in order], [labels[i] for i in order], 0, groups)
     back = {ids[order[p]] for p in shuffled["test"].tolist()}
     assert back == {ids[p] for p in a.split["test"].tolist()}
 

@@ -238,7 +238,7 @@ def test_train_command_takes_unset_options_from_the_recipe():
     forward = parser.parse_args(["--task", "mofs", "--run-dir", "x", "--solver", "forward"])
     cli.apply_recipe(forward)
     assert forward.m is None
-    assert args.encoding == recipe.encoding == "adjacency"
+    assert args.encoding == recipe.encoding == "framework"
     crystals = parser.parse_args(["--task", "crystals", "--run-dir", "x"])
     assert cli.apply_recipe(crystals).encoding == crystals.encoding == "electrons"
     chosen = ["--task", "crystals", "--run-dir", "x", "--encoding", "neighbors"]

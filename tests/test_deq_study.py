@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from andersonn_lab.deq import study as st
+from andersonn_lab.deq import study_measure
 from andersonn_lab.deq.classifier import DEQClassifier
 
 
@@ -293,6 +294,25 @@ def test_window_skip_and_training_cap_come_from_the_recipe_unless_given():
     args = ["--m", "4", "--skip", "0.5", "--train-max-iter", "300"]
     given = st.config_from_args(parser.parse_args(args)).for_task("mofs")
     assert (given.m, given.skip, given.train_max_iter) == (4, 0.5, 300)
+
+
+def test_the_study_runs_on_images_with_whole_structure_channels():
+    """``bench deq`` on an encoding with global channels builds models that use them."""
+
+    class FrameworkLike(TensorDataset):
+        encoding = "framework"  # as a TaskDataset of the MOFs recipe
+
+    from andersonn_lab.structures.images import CHANNELS, GLOBAL_CHANNELS
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(24, len(CHANNELS["framework"]), 6, 6, generator=gen)
+    labels = (images[:, -1, 0, 0] > 0.5).long()  # decided by one whole-structure scalar
+    data = FrameworkLike(images, labels)
+    subset = torch.utils.data.Subset(data, [0, 1])
+    assert study_measure._global_channels(subset) == GLOBAL_CHANNELS["framework"]
+    config = _config(m_values=(2,), betas=(1.0,), epochs=1)
+    result = st.study_task("framework", data, data, data, num_classes=2, config=config)
+    assert result["solves"] and all(row["fwd_nfe"] > 0 for row in result["solves"])
 
 
 def test_speedup_ratios_are_the_ratios_of_the_rows_they_come_from(study):

@@ -46,6 +46,8 @@ __all__ = [
     "load_entries",
     "parse_p1_cif",
     "save_entries",
+    "split_group",
+    "split_groups",
 ]
 
 CLASS_NAMES = ("small pore (<5 Å)", "medium pore (5-7 Å)", "large pore (≥7 Å)")
@@ -74,6 +76,40 @@ def label_for_lcd(lcd: float) -> int:
     if not math.isfinite(lcd) or lcd < 0:
         raise ValueError(f"LCD must be a finite number >= 0, got {lcd!r}")
     return sum(lcd >= edge for edge in LCD_EDGES)
+
+
+_REFCODE = re.compile(r"^([A-Z]{6})(\d{2})?(?:_|$)")
+
+
+def split_group(mof_id: str) -> str:
+    """The split group of a CoRE MOF id: its CSD refcode family, else the id itself.
+
+    CSD refcodes are six letters plus an optional two-digit suffix for redeterminations and
+    polymorphs of the same compound (``MAGVOG04``, ``MAGVOG20``...). Such entries are often
+    the same framework measured twice, so all ids whose refcode has the same six-letter stem
+    form one group, which :func:`~andersonn_lab.datasets.tasks.stratified_split` keeps in one
+    part of every split. Ids that are not CSD refcodes are CoRE's names of journal supplement
+    files (``ja500618z_si_006_clean``, ``ja500618z_si_007_clean``): structures from one
+    article's supplement form one group, keyed by the text before the first underscore.
+
+    Examples
+    --------
+    >>> split_group("MAGVOG04_clean"), split_group("MAGVOG27_clean"), split_group("ABAVIJ_clean")
+    ('MAGVOG', 'MAGVOG', 'ABAVIJ')
+    >>> split_group("ja500618z_si_006_clean")
+    'ja500618z'
+    """
+    if not isinstance(mof_id, str) or not mof_id.strip("_"):
+        raise ValueError(f"mof_id must be a non-empty string, got {mof_id!r}")
+    match = _REFCODE.match(mof_id)
+    if match:
+        return match.group(1)
+    return mof_id.split("_")[0] or mof_id
+
+
+def split_groups(entries: list[Entry]) -> list[str]:
+    """:func:`split_group` of each entry's id, as :func:`~andersonn_lab.datasets.load_task` uses."""
+    return [split_group(entry.id) for entry in entries]
 
 
 # --------------------------------------------------------------------------- CIF reading
@@ -668,6 +704,37 @@ def _lcd_agreement(
     }
 
 
+def _split_group_lines(ids: list[str], labels: list[int]) -> list[str]:
+    """The provenance section on split groups (near-duplicate frameworks)."""
+    groups: dict[str, list[int]] = {}
+    for position, mof_id in enumerate(ids):
+        groups.setdefault(split_group(mof_id), []).append(position)
+    families = {key: members for key, members in groups.items() if len(members) > 1}
+    mixed = [key for key, members in families.items() if len({labels[m] for m in members}) > 1]
+    largest = sorted(families.items(), key=lambda item: (-len(item[1]), item[0]))[:5]
+    return [
+        "## Split groups (near-duplicate frameworks)",
+        "",
+        "CoRE MOF holds several determinations of one compound under CSD refcodes that share "
+        "their first six letters (MAGVOG04, MAGVOG20, MAGVOG23...), and several structures of "
+        "one article under one supplement-file name. Such near-duplicates must not sit on both "
+        "sides of a split. `andersonn_lab.datasets.mofs.split_group` keys each MOF by its "
+        "six-letter refcode stem (ids that are not CSD refcodes: the text before the first "
+        "underscore), and `load_task` hands these keys to "
+        "`andersonn_lab.datasets.tasks.stratified_split`, which puts each group whole into "
+        "train, validation or test (within the class of its first member, by a seeded hash of "
+        "the key). `andersonn-lab bench accuracy` and every recipe use these splits "
+        "(`tests/test_framework.py` checks that no family straddles a split, seeds 0-4).",
+        "",
+        f"- {len(ids)} MOFs form {len(groups)} groups; {len(families)} groups hold more than "
+        f"one MOF ({sum(len(m) for m in families.values())} MOFs), the largest "
+        + ", ".join(f"{key} ({len(members)})" for key, members in largest)
+        + ".",
+        f"- Groups whose members carry different labels: {len(mixed)}"
+        + (f" ({', '.join(sorted(mixed))})." if mixed else "."),
+    ]
+
+
 def _write_provenance(path: Path, **facts) -> None:
     counts = np.bincount(facts["labels"], minlength=len(CLASS_NAMES))
     lines = [
@@ -729,6 +796,7 @@ def _write_provenance(path: Path, **facts) -> None:
         lines += [f"| {mof_id} | {reason} |" for mof_id, reason in sorted(facts["skipped"])]
     else:
         lines.append("None: every candidate CIF was read.")
+    lines += ["", *_split_group_lines(facts["selected"], facts["labels"])]
     lines += ["", "## Largest cavity diameter from our own code", ""]
     agreement = facts["agreement"]
     if agreement is None:

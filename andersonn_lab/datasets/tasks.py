@@ -20,6 +20,7 @@ import importlib
 import os
 import tempfile
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -190,31 +191,79 @@ def _split_rank(entry_id: str, seed: int) -> bytes:
 
 
 def stratified_split(
-    ids: Sequence[str], labels: Sequence[int], seed: int = 0
+    ids: Sequence[str],
+    labels: Sequence[int],
+    seed: int = 0,
+    groups: Sequence[str] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Split positions ``0..n-1`` into train/val/test, 70/15/15 within each class.
 
     Within a class, entries are ordered by a hash of ``(seed, id)``, so an entry's split
     depends only on the seed and on its class's size, not on the order of the data.
 
+    With ``groups``, entries that share a group key always land in the same split (near-
+    identical structures cannot straddle train and test). Groups are ordered by a hash of
+    ``(seed, group key)`` within the class of their first member (lowest position) and are
+    assigned whole: a group goes to train while fewer than 70 % of its class's entries are
+    there, then to val while fewer than 85 %, else to test. Members of another class go with
+    their group. Without ``groups`` (or with every key distinct and equal to the id) the split
+    is the same as before groups existed.
+
+    Parameters
+    ----------
+    ids:
+        Entry ids (unique).
+    labels:
+        Class index of each entry.
+    seed:
+        Split seed.
+    groups:
+        Optional group key per entry (e.g. a CSD refcode stem for MOFs).
+
+    Returns
+    -------
+    dict
+        ``{"train", "val", "test"}`` → sorted ``LongTensor`` of positions.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` or ``groups`` does not have one value per id.
+
     Examples
     --------
     >>> split = stratified_split([f"m{i}" for i in range(20)], [0] * 10 + [1] * 10)
     >>> [len(split[name]) for name in ("train", "val", "test")]
     [14, 4, 2]
+    >>> ids, groups = ["a1", "a2", "b", "c", "d"], ["a", "a", "b", "c", "d"]
+    >>> split = stratified_split(ids, [0] * 5, seed=3, groups=groups)
+    >>> [name for name, part in split.items() if {0, 1} <= set(part.tolist())]  # a1, a2 together
+    ['train']
     """
+    if len(labels) != len(ids):
+        raise ValueError(f"labels: {len(labels)} values for {len(ids)} ids")
+    if groups is None:
+        groups = list(ids)
+    elif len(groups) != len(ids):
+        raise ValueError(f"groups: {len(groups)} values for {len(ids)} ids")
+    members: dict[str, list[int]] = {}
+    for position, key in enumerate(groups):
+        members.setdefault(str(key), []).append(position)
     parts: dict[str, list[int]] = {name: [] for name in SPLIT_FRACTIONS}
-    by_class: dict[int, list[int]] = {}
-    for position, label in enumerate(labels):
-        by_class.setdefault(int(label), []).append(position)
-    for members in by_class.values():
-        members = sorted(members, key=lambda p: _split_rank(ids[p], seed))
-        n = len(members)
+    by_class: dict[int, list[str]] = {}
+    class_size: Counter[int] = Counter(int(label) for label in labels)
+    for key, positions in members.items():
+        by_class.setdefault(int(labels[positions[0]]), []).append(key)
+    for label, keys in by_class.items():
+        keys = sorted(keys, key=lambda k: _split_rank(k, seed))
+        n = class_size[label]
         n_train = round(SPLIT_FRACTIONS["train"] * n)
         n_val = min(n - n_train, round(SPLIT_FRACTIONS["val"] * n))
-        parts["train"] += members[:n_train]
-        parts["val"] += members[n_train : n_train + n_val]
-        parts["test"] += members[n_train + n_val :]
+        taken = 0
+        for key in keys:
+            name = "train" if taken < n_train else "val" if taken < n_train + n_val else "test"
+            parts[name] += members[key]
+            taken += len(members[key])
     return {name: torch.tensor(sorted(p), dtype=torch.long) for name, p in parts.items()}
 
 
@@ -238,7 +287,11 @@ class TaskDataset(Dataset):
     entries:
         The :class:`Entry` objects, in dataset order.
     split:
-        ``{"train", "val", "test"}`` → ``LongTensor`` of positions (seeded, stratified).
+        ``{"train", "val", "test"}`` → ``LongTensor`` of positions (seeded, stratified; entries
+        of one group, see ``groups``, always in the same part).
+    groups:
+        Split group of each entry (its id unless the task module defines ``split_groups``;
+        MOFs: the CSD refcode stem), see :func:`stratified_split`.
     id_to_index:
         Entry id → position.
     skipped:
@@ -263,6 +316,7 @@ class TaskDataset(Dataset):
         n_cropped: int = 0,
         from_cache: bool = False,
         graph_options: Mapping[str, Any] | None = None,
+        groups: Sequence[str] | None = None,
     ) -> None:
         if len(entries) != images.shape[0]:
             raise ValueError(f"{len(entries)} entries but {images.shape[0]} images")
@@ -280,7 +334,10 @@ class TaskDataset(Dataset):
         ):
             raise ValueError(f"labels outside 0..{len(self.class_names) - 1}")
         self.id_to_index = {entry_id: i for i, entry_id in enumerate(self.ids)}
-        self.split = stratified_split(self.ids, self.labels.tolist(), split_seed)
+        self.groups = list(self.ids) if groups is None else [str(g) for g in groups]
+        if len(self.groups) != len(self.ids):
+            raise ValueError(f"groups: {len(self.groups)} values for {len(self.ids)} entries")
+        self.split = stratified_split(self.ids, self.labels.tolist(), split_seed, self.groups)
         self.skipped = list(skipped or [])
         self.n_cropped = n_cropped
         self.from_cache = from_cache
@@ -340,7 +397,8 @@ def load_task(
     encoding, image_size:
         Passed to :func:`andersonn_lab.structures.node_neighbor_image`.
     split_seed:
-        Seed of the stratified 70/15/15 train/val/test split.
+        Seed of the stratified 70/15/15 train/val/test split. Tasks whose module defines
+        ``split_groups`` (MOFs) keep each group in one part.
     data_dir:
         Folder holding the task's data files (default ``DATA_DIR / name``).
     cache_dir:
@@ -413,13 +471,16 @@ def load_task(
         from andersonn_lab.structures import ImageOverflowWarning
 
         warn(
-            f"{name}: {n_cropped} of {len(kept)} structures have more atoms than the "
-            f"{image_size}-row image and were cropped; use a larger image_size to keep them whole",
+            f"{name}: {n_cropped} of {len(kept)} structures have more rows (atoms; classes of "
+            f"equivalent atoms in the 'framework' encoding) than the {image_size}-row image and "
+            "were cropped; use a larger image_size to keep them whole",
             ImageOverflowWarning,
         )
+    kept_entries = [entries[i] for i in kept]
+    split_groups = getattr(module, "split_groups", None)
     return TaskDataset(
         name,
-        [entries[i] for i in kept],
+        kept_entries,
         images,
         module.CLASS_NAMES,
         encoding=encoding,
@@ -429,4 +490,5 @@ def load_task(
         n_cropped=n_cropped,
         from_cache=from_cache,
         graph_options=graph_options,
+        groups=None if split_groups is None else split_groups(kept_entries),
     )

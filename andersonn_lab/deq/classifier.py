@@ -34,6 +34,14 @@ class DEQClassifier(nn.Module):
       solved from zeros or from ``x`` (``init``);
     * head: average pooling to ``pool × pool``, flatten, linear layer to ``num_classes``.
 
+    **Whole-structure scalars** (``global_channels = G > 0``): the last ``G`` image channels
+    hold one number per structure (density, volume per atom...; the ``"framework"``
+    encoding), read at pixel ``(0, 0)``, which always holds an atom. They skip the stem, so
+    its per-sample GroupNorm cannot erase their magnitude, and enter twice: a linear map of
+    them is added to the injection after the GroupNorm (one bias per channel, so the
+    fixed-point solve ``z* = f(z*, x + W g)`` sees them), and they are concatenated to the
+    pooled equilibrium features before the linear head.
+
     Parameters
     ----------
     in_channels:
@@ -51,6 +59,10 @@ class DEQClassifier(nn.Module):
         cell).
     init:
         ``"zeros"`` or ``"x"``: where the forward solve starts.
+    global_channels:
+        Number of trailing image channels that hold whole-structure scalars (0: none; see
+        above). Must be smaller than ``in_channels``. :attr:`config` lists it only when it
+        is not 0, so configurations and checkpoints of older models stay valid.
     pool:
         Side of the pooled feature map fed to the linear head (keeps coarse row/column
         position, which in a node-neighbour image means atom rank).
@@ -65,6 +77,9 @@ class DEQClassifier(nn.Module):
     ((5, 2), 5)
     >>> DEQClassifier.from_config(model.config).config == model.config
     True
+    >>> with_globals = DEQClassifier(5, 2, channels=8, hidden=8, groups=4, global_channels=2)
+    >>> tuple(with_globals(torch.rand(3, 5, 8, 8)).shape)
+    (3, 2)
     """
 
     def __init__(
@@ -82,6 +97,7 @@ class DEQClassifier(nn.Module):
         skip: float = 0.0,
         init: str = "zeros",
         pool: int = 4,
+        global_channels: int = 0,
         forward_solver: Mapping[str, Any] | None = None,
         backward_solver: Mapping[str, Any] | None = None,
         gradient: str = "implicit",
@@ -98,6 +114,15 @@ class DEQClassifier(nn.Module):
             raise ValueError(f"pool must be a positive integer, got {pool!r}")
         if cell not in CELLS:
             raise ValueError(f"cell must be one of {CELLS}, got {cell!r}")
+        if (
+            isinstance(global_channels, bool)
+            or not isinstance(global_channels, int)
+            or not 0 <= global_channels < in_channels
+        ):
+            raise ValueError(
+                f"global_channels must be an integer from 0 to in_channels - 1 = "
+                f"{in_channels - 1}, got {global_channels!r}"
+            )
         if cell == "contractive":
             if weight_norm:
                 raise ValueError("weight_norm=True does not apply to cell='contractive'")
@@ -118,8 +143,11 @@ class DEQClassifier(nn.Module):
             "init": init,
             "pool": pool,
         }
+        if global_channels:
+            self._arch["global_channels"] = global_channels
+        self.n_global = global_channels
         self.stem = nn.Sequential(
-            nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+            nn.Conv2d(in_channels - global_channels, channels, 3, padding=1, bias=False),
             nn.GroupNorm(groups, channels),
         )
         self.deq = DEQLayer(
@@ -131,8 +159,11 @@ class DEQClassifier(nn.Module):
             phantom_damping=phantom_damping,
         )
         self.head = nn.Sequential(
-            nn.AdaptiveAvgPool2d(pool), nn.Flatten(), nn.Linear(channels * pool * pool, num_classes)
+            nn.AdaptiveAvgPool2d(pool),
+            nn.Flatten(),
+            nn.Linear(channels * pool * pool + global_channels, num_classes),
         )
+        self.global_injection = nn.Linear(global_channels, channels) if global_channels else None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -163,6 +194,7 @@ class DEQClassifier(nn.Module):
             "skip",
             "init",
             "pool",
+            "global_channels",
             "forward_solver",
             "backward_solver",
             "gradient",
@@ -174,14 +206,37 @@ class DEQClassifier(nn.Module):
             raise ValueError(f"unknown DEQClassifier config keys: {', '.join(unknown)}")
         return cls(config.pop("in_channels", 3), config.pop("num_classes", 2), **config)
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """The equilibrium state ``z*`` of each image, ``(B, channels, H, W)``."""
+    def global_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The whole-structure scalars of each image, ``(B, global_channels)``.
+
+        They are the last ``global_channels`` channels at pixel ``(0, 0)``; ``(B, 0)`` for a
+        model without global channels.
+        """
+        self._check_images(images)
+        return images[:, images.shape[1] - self.n_global :, 0, 0]
+
+    def injection(self, images: torch.Tensor) -> torch.Tensor:
+        """The injection ``x`` of the fixed-point problem, ``(B, channels, H, W)``.
+
+        The stem applied to the per-atom channels, plus (with global channels) a linear map
+        of the whole-structure scalars added to every pixel of each channel.
+        """
+        self._check_images(images)
+        x = self.stem(images[:, : images.shape[1] - self.n_global])
+        if self.global_injection is not None:
+            x = x + self.global_injection(self.global_features(images))[:, :, None, None]
+        return x
+
+    def _check_images(self, images: torch.Tensor) -> None:
         if images.ndim != 4 or images.shape[1] != self._arch["in_channels"]:
             raise ValueError(
                 f"expected images of shape (B, {self._arch['in_channels']}, H, W), "
                 f"got {tuple(images.shape)}"
             )
-        x = self.stem(images)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The equilibrium state ``z*`` of each image, ``(B, channels, H, W)``."""
+        x = self.injection(images)
         z0 = x.detach() if self._arch["init"] == "x" else torch.zeros_like(x)
         return self.deq(x, z0)
 
@@ -215,11 +270,12 @@ class DEQClassifier(nn.Module):
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else here
         target = torch.device(device) if device is not None else here
-        stem, cell = self.stem, self.deq.cell
+        model, cell = self, self.deq.cell
         if target != here:
-            stem, cell = copy.deepcopy(stem).to(target), copy.deepcopy(cell).to(target)
+            model = copy.deepcopy(self).to(target)
+            cell = model.deq.cell
         with torch.no_grad():
-            x = stem(images.to(target))
+            x = model.injection(images.to(target))
         z0 = x.clone() if self._arch["init"] == "x" else torch.zeros_like(x)
 
         def f(z: torch.Tensor) -> torch.Tensor:
@@ -236,4 +292,7 @@ class DEQClassifier(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Class logits ``(B, num_classes)`` of a batch of ``(B, C, H, W)`` images."""
-        return self.head(self.features(images))
+        pooled = self.head[1](self.head[0](self.features(images)))
+        if self.n_global:
+            pooled = torch.cat([pooled, self.global_features(images)], dim=1)
+        return self.head[2](pooled)

@@ -40,7 +40,14 @@ __all__ = ["add_predict_arguments", "add_train_arguments", "run_predict", "run_t
 
 TASK_CHOICES = ("drugs", "mofs", "crystals")
 SOLVER_CHOICES = ("anderson", "forward")
-ENCODINGS = ("adjacency", "neighbors", "elements", "electrons")  # the keys of structures.CHANNELS
+ENCODINGS = (
+    "adjacency",
+    "neighbors",
+    "elements",
+    "electrons",
+    "framework",
+    "framework_atoms",
+)  # the keys of structures.CHANNELS
 _MOLECULE_SUFFIXES = {".smi", ".smiles", ".sdf", ".sd", ".mol"}
 _FILE_SUFFIXES = _MOLECULE_SUFFIXES | {".cif", ".xyz", ".extxyz", ".vasp"}
 
@@ -227,6 +234,7 @@ def run_train(args: argparse.Namespace) -> int:
     missing data or an unusable checkpoint.
     """
     from andersonn_lab.datasets import load_task
+    from andersonn_lab.structures.images import GLOBAL_CHANNELS
 
     from .distributed import distributed_env, init_distributed, train_distributed
 
@@ -264,6 +272,7 @@ def run_train(args: argparse.Namespace) -> int:
             skip=args.skip,
             init=args.init,
             pool=args.pool,
+            global_channels=GLOBAL_CHANNELS[args.encoding],
             forward_solver=forward_solver,
             backward_solver=backward_solver,
             gradient=args.gradient,

@@ -315,7 +315,7 @@ def sweep_window(
 
 # --------------------------------------------------------------------------- one task
 def _build_model(
-    config: StudyConfig, in_channels: int, num_classes: int, method: str
+    config: StudyConfig, in_channels: int, num_classes: int, method: str, global_channels: int = 0
 ) -> DEQClassifier:
     settings = _solver(
         method, m=config.m, beta=config.beta, tol=config.train_tol, max_iter=config.train_max_iter
@@ -332,9 +332,18 @@ def _build_model(
         contraction=config.contraction,
         skip=config.skip,
         weight_std=config.weight_std,
+        global_channels=global_channels,
         forward_solver=settings,
         backward_solver=settings,
     )
+
+
+def _global_channels(dataset: Dataset) -> int:
+    """Whole-structure channels of a task dataset's encoding (0 for other datasets)."""
+    from andersonn_lab.structures.images import GLOBAL_CHANNELS
+
+    base = getattr(dataset, "dataset", dataset)  # a Subset of a TaskDataset
+    return GLOBAL_CHANNELS.get(str(getattr(base, "encoding", "")), 0)
 
 
 def _stack(dataset: Dataset, limit: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -384,10 +393,11 @@ def study_task(
     device = resolve_device(config.device)
     image, _ = train_set[0]
     in_channels = int(torch.as_tensor(image).shape[0])
+    global_channels = _global_channels(train_set)
     training: dict[str, Any] = {}
     models: dict[str, DEQClassifier] = {}
     for method in ("anderson", "forward"):
-        model = _build_model(config, in_channels, num_classes, method)
+        model = _build_model(config, in_channels, num_classes, method, global_channels)
         result = train(
             model,
             train_set,

@@ -31,13 +31,16 @@ from .graph import (
 __all__ = [
     "CHANNELS",
     "DISTANCE_SCALE",
+    "GLOBAL_CHANNELS",
     "LAYOUTS",
     "image_atom_order",
     "node_neighbor_image",
     "pixel_atoms",
 ]
 
-Encoding = Literal["adjacency", "neighbors", "elements", "electrons"]
+Encoding = Literal[
+    "adjacency", "neighbors", "elements", "electrons", "framework", "framework_atoms"
+]
 Overflow = Literal["crop", "error"]
 
 DISTANCE_SCALE = 1.5
@@ -51,25 +54,80 @@ MAX_PERIOD = 7.0
 
 _ELEMENTS = ("atomic_number", "bond_order", "distance", "electronegativity", "group", "period")
 
+# The "framework" encoding (periodic structures, MOFs): one row per class of equivalent
+# atoms, per-atom environment channels, then whole-structure scalars. Built by
+# _framework_image below; its quantities come from .environment.
+_FRAMEWORK_ATOM = (
+    "atomic_number",
+    "bond_order",
+    "distance",
+    "multiplicity",
+    "nonbonded_distance",
+    "shell_0_4",
+    "shell_4_6",
+    "shell_6_8",
+    "shell_8_10",
+)
+FRAMEWORK_GLOBAL_SCALES: dict[str, float] = {
+    "density": 2.0,
+    "volume_per_atom": 40.0,
+    "packing_fraction": 1.0,
+    "fraction_H": 1.0,
+    "fraction_C": 1.0,
+    "fraction_N": 1.0,
+    "fraction_O": 1.0,
+    "fraction_metal": 1.0,
+    "mean_nonbonded_distance": 5.0,
+    "mean_shell_0_4": 0.1,
+    "mean_shell_4_6": 0.1,
+    "mean_shell_6_8": 0.1,
+    "mean_shell_8_10": 0.1,
+    "p10_shell_0_4": 0.1,
+    "p10_shell_4_6": 0.1,
+    "p10_shell_6_8": 0.1,
+    "p10_shell_8_10": 0.1,
+    "p90_nonbonded_distance": 5.0,
+}
+"""Whole-structure scalars of the ``"framework"`` encoding (names of
+:func:`~andersonn_lab.structures.environment.framework_descriptors`) and the unit each is
+divided by: g cm⁻³, Å³, Å, atoms per Å³; fractions as they are."""
+
+NONBONDED_SCALE = 5.0
+"""Å per unit of the ``nonbonded_distance`` channel."""
+SHELL_DENSITY_SCALE = 0.1
+"""Atoms per Å³ per unit of the ``shell_*`` channels."""
+
 CHANNELS: dict[str, tuple[str, ...]] = {
     "adjacency": ("atomic_number", "bond_order", "distance"),
     "neighbors": ("atomic_number", "distance", "bond_order"),
     "elements": _ELEMENTS,
     "electrons": (*_ELEMENTS, "odd_electrons"),
+    "framework": (*_FRAMEWORK_ATOM, *(f"global_{name}" for name in FRAMEWORK_GLOBAL_SCALES)),
 }
+CHANNELS["framework_atoms"] = CHANNELS["framework"]
 """Channel names of each encoding, in channel order."""
+
+GLOBAL_CHANNELS: dict[str, int] = {name: 0 for name in CHANNELS}
+GLOBAL_CHANNELS["framework"] = GLOBAL_CHANNELS["framework_atoms"] = len(FRAMEWORK_GLOBAL_SCALES)
+"""Number of trailing channels of each encoding that hold one number per structure (on the
+diagonal of every atom row): the ``global_channels`` of
+:class:`~andersonn_lab.deq.classifier.DEQClassifier`."""
 
 LAYOUTS: dict[str, str] = {
     "adjacency": "adjacency",
     "neighbors": "neighbors",
     "elements": "adjacency",
     "electrons": "adjacency",
+    "framework": "adjacency",
+    "framework_atoms": "adjacency",
 }
 """Pixel layout of each encoding: ``"adjacency"`` (pixel ``(r, s)`` relates atoms ``r`` and
 ``s``) or ``"neighbors"`` (row ``r`` lists atom ``r`` and its nearest neighbours)."""
 
 
-def image_atom_order(graph: nx.Graph, size: int | None = None) -> list[Any]:
+def image_atom_order(
+    graph: nx.Graph, size: int | None = None, *, encoding: str = "adjacency"
+) -> list[Any]:
     """Return the graph's atoms in image-row order (canonical breadth-first order).
 
     Parameters
@@ -78,6 +136,10 @@ def image_atom_order(graph: nx.Graph, size: int | None = None) -> list[Any]:
         An atom-bond network.
     size:
         If given, only the first ``size`` atoms (those that fit in a ``size x size`` image).
+    encoding:
+        For ``"framework"``, one representative atom per class of equivalent atoms (the
+        first of its class in canonical order, see :func:`framework_rows`); for every other
+        encoding all atoms.
 
     Returns
     -------
@@ -89,9 +151,49 @@ def image_atom_order(graph: nx.Graph, size: int | None = None) -> list[Any]:
     >>> from andersonn_lab.structures import from_smiles
     >>> image_atom_order(from_smiles("CCO"))
     [2, 1, 0]
+    >>> image_atom_order(from_smiles("c1ccccc1"), encoding="framework")  # six equivalent C
+    [0]
     """
-    order = canonical_order(graph)
+    if encoding not in CHANNELS:
+        raise ValueError(f"encoding must be one of {sorted(CHANNELS)}, got {encoding!r}")
+    order = framework_rows(graph)[0] if encoding == "framework" else canonical_order(graph)
     return order if size is None else order[:size]
+
+
+def framework_rows(
+    graph: nx.Graph, ranks: dict[Any, int] | None = None
+) -> tuple[list[Any], dict[Any, int]]:
+    """Rows of the ``"framework"`` encoding: one representative atom per equivalence class.
+
+    Classes come from :func:`~andersonn_lab.structures.environment.equivalent_atoms`; each
+    is represented by its first atom in the canonical breadth-first order
+    (:func:`~andersonn_lab.structures.graph.canonical_order`), and rows follow the order of
+    the representatives.
+
+    Returns
+    -------
+    representatives:
+        Graph nodes, one per class, in row order.
+    row_of:
+        Every node → the row of its class.
+
+    Examples
+    --------
+    >>> from andersonn_lab.structures import from_smiles
+    >>> reps, row_of = framework_rows(from_smiles("OCCO"))  # ethylene glycol: O and C classes
+    >>> len(reps), sorted(set(row_of.values()))
+    (2, [0, 1])
+    """
+    from .environment import equivalent_atoms
+
+    classes = dict(zip(graph.nodes, equivalent_atoms(graph), strict=True))
+    row_of_class: dict[int, int] = {}
+    representatives: list[Any] = []
+    for node in canonical_order(graph, ranks):
+        if classes[node] not in row_of_class:
+            row_of_class[classes[node]] = len(representatives)
+            representatives.append(node)
+    return representatives, {node: row_of_class[c] for node, c in classes.items()}
 
 
 def node_neighbor_image(
@@ -139,6 +241,33 @@ def node_neighbor_image(
        5 + 2 x 6 = 17, metallic; 2H-MoS2: 18, a semiconductor); a molecule with an odd count
        is a radical. All atoms of the graph count, also those cropped from the image.
 
+    ``encoding="framework"`` (3-D periodic structures such as MOFs; 27 channels, adjacency
+    layout): rows are classes of equivalent atoms (:func:`framework_rows`: same element,
+    bonds and neighbour classes, so the symmetry copies of an atom in a P1 cell share one
+    row), represented by their first atom in canonical order. Pixel ``[c, r, s]`` relates
+    class ``r`` to class ``s``:
+
+    0. ``Z / 118`` on the diagonal.
+    1. ``sum(bond order) / 3`` over the bond instances from one atom of class ``r`` to atoms
+       of class ``s`` (every atom of a class has the same ones).
+    2. ``sum(exp(-d / 1.5 A))`` over the same bond instances.
+    3. ``multiplicity``: atoms in the class / atoms in the cell, on the diagonal.
+    4. ``nonbonded_distance``: distance to the nearest non-bonded atom / 5 A, class mean.
+    5-8. ``shell_*``: number density of atoms within 0-4, 4-6, 6-8, 8-10 A / 0.1 A^-3,
+       class mean (:func:`~andersonn_lab.structures.environment.atom_environment`).
+    9-26. ``global_*``: whole-structure scalars
+       (:func:`~andersonn_lab.structures.environment.framework_descriptors` divided by
+       :data:`FRAMEWORK_GLOBAL_SCALES`), the same on the diagonal of every row; they count
+       every atom of the cell, also those of classes cropped from the rows. The last
+       :data:`GLOBAL_CHANNELS` ``["framework"]`` channels are these.
+
+    No channel looks at empty space (no probe, grid or cavity), so none recomputes a pore
+    size.
+
+    ``encoding="framework_atoms"``: the same channels with one row per atom in canonical
+    order (multiplicity ``1 / atoms``), cropped like ``"adjacency"``: the contrast that
+    measures what pooling equivalent atoms does.
+
     ``encoding="neighbors"`` (pixel ``[c, r, s]``: atom ``order[r]`` for ``s == 0``, else its
     ``s``-th nearest bond instance; instances sorted by distance, then by decreasing bond
     order, then by the neighbour's canonical rank; at most ``k`` columns of neighbours):
@@ -152,7 +281,8 @@ def node_neighbor_image(
     graph:
         An atom-bond network from this package.
     encoding:
-        ``"adjacency"``, ``"neighbors"``, ``"elements"`` or ``"electrons"`` (:data:`CHANNELS`
+        ``"adjacency"``, ``"neighbors"``, ``"elements"``, ``"electrons"`` or ``"framework"``
+        (:data:`CHANNELS`
         names each one's channels).
     size:
         Image height and width (atoms per image).
@@ -168,12 +298,13 @@ def node_neighbor_image(
     -------
     torch.Tensor
         ``float32`` tensor of shape ``(len(CHANNELS[encoding]), size, size)``: 3 channels,
-        6 for ``"elements"``, 7 for ``"electrons"``.
+        6 for ``"elements"``, 7 for ``"electrons"``, 27 for ``"framework"``.
 
     Raises
     ------
     StructureError
-        Empty graph, or overflow with ``on_overflow="error"``.
+        Empty graph, overflow with ``on_overflow="error"``, or ``"framework"`` for a
+        structure that is not 3-D periodic.
     ValueError
         Bad ``encoding``, ``size``, ``k`` or ``on_overflow``.
 
@@ -185,6 +316,8 @@ def node_neighbor_image(
     ((3, 8, 8), 0.5)
     """
     _check_args(encoding, size, k, on_overflow)
+    if encoding in ("framework", "framework_atoms"):
+        return _framework_image(graph, size, on_overflow, pooled=encoding == "framework")
     nodes, inst = bond_instances(graph)
     node_ranks = canonical_ranks(graph)
     order = _ordered_rows(graph, node_ranks, size, on_overflow)
@@ -252,7 +385,10 @@ def pixel_atoms(
     if not (0 <= row < size and 0 <= col < size):
         raise ValueError(f"pixel ({row}, {col}) outside a {size}x{size} image")
     node_ranks = canonical_ranks(graph)
-    order = canonical_order(graph, node_ranks)[:size]
+    if encoding == "framework":
+        order = framework_rows(graph, node_ranks)[0][:size]
+    else:
+        order = canonical_order(graph, node_ranks)[:size]
     if row >= len(order):
         return None
     if LAYOUTS[encoding] == "adjacency":
@@ -366,6 +502,65 @@ def _odd_electrons(graph: nx.Graph) -> float:
     if graph.graph.get("periodic"):
         unit = reduce(math.gcd, [n for n in counts.values() if n], abs(charge))
     return float((electrons - charge) // unit % 2)
+
+
+def _framework_image(
+    graph: nx.Graph, size: int, on_overflow: str, pooled: bool = True
+) -> torch.Tensor:
+    """The ``"framework"`` image: equivalence-class rows, environments, global scalars.
+
+    ``pooled=False`` (``"framework_atoms"``): one row per atom in canonical order instead.
+    """
+    from .environment import atom_environment, framework_descriptors
+
+    try:
+        env = atom_environment(graph)
+    except StructureError as error:
+        raise StructureError(f"encoding 'framework': {error}") from None
+    descriptors = framework_descriptors(graph, env)
+    node_ranks = canonical_ranks(graph)
+    if pooled:
+        reps, row_of = framework_rows(graph, node_ranks)
+        what = "classes of equivalent atoms"
+    else:
+        reps = canonical_order(graph, node_ranks)
+        row_of = {node: r for r, node in enumerate(reps)}
+        what = "atoms"
+    if len(reps) > size:
+        message = (
+            f"{describe(graph)}: {len(reps)} {what} do not fit in a "
+            f"{size}x{size} image; {len(reps) - size} dropped (kept the first {size})"
+        )
+        if on_overflow == "error":
+            raise StructureError(message)
+        warn(message, ImageOverflowWarning)
+    nodes, inst = bond_instances(graph)
+    index = {node: p for p, node in enumerate(nodes)}
+    rows = [index[node] for node in reps[:size]]
+    n = len(rows)
+    z = np.array([_atomic_number(graph.nodes[node]) for node in nodes], dtype=np.float64)
+    img = np.zeros((len(CHANNELS["framework"]), size, size), dtype=np.float32)
+    diag = np.arange(n)
+    img[0, diag, diag] = z[rows] / MAX_Z
+    for r, p in enumerate(rows):
+        for q, d, o in inst[p]:
+            c = row_of[nodes[q]]
+            if c < n:
+                img[1, r, c] += o / MAX_BOND_ORDER
+                img[2, r, c] += 0.0 if d is None else math.exp(-d / DISTANCE_SCALE)
+    # Per-atom values, averaged over each class (environment arrays are in sorted node order).
+    sorted_nodes = sorted(graph.nodes)
+    klass = np.array([row_of[node] for node in sorted_nodes])
+    members = np.bincount(klass, minlength=len(reps)).astype(np.float64)
+    img[3, diag, diag] = members[:n] / len(sorted_nodes)
+    per_atom = [env.nonbonded_distance / NONBONDED_SCALE]
+    per_atom += list((env.shell_densities / SHELL_DENSITY_SCALE).T)
+    for channel, values in enumerate(per_atom, start=4):
+        img[channel, diag, diag] = (np.bincount(klass, weights=values) / members)[:n]
+    first = len(_FRAMEWORK_ATOM)
+    for offset, (name, scale) in enumerate(FRAMEWORK_GLOBAL_SCALES.items()):
+        img[first + offset, diag, diag] = descriptors[name] / scale
+    return torch.from_numpy(img)
 
 
 def _sorted_neighbours(inst: list[BondInstance], ranks: list[int]) -> list[BondInstance]:

@@ -16,6 +16,7 @@ Examples
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Hashable
 from typing import Any
 
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from andersonn_lab.structures import image_atom_order
-from andersonn_lab.structures.images import LAYOUTS
+from andersonn_lab.structures.images import LAYOUTS, framework_rows
 
 __all__ = ["ENCODINGS", "atom_scores", "gradient_x_input"]
 
@@ -111,6 +112,10 @@ def atom_scores(
       the diagonal pixel once.
     * ``"neighbors"``: row ``r`` holds atom ``r`` and its neighbours; the score is the sum
       of ``|attribution|`` over the row.
+    * ``"framework"``: row ``r`` describes a class of equivalent atoms
+      (:func:`~andersonn_lab.structures.images.framework_rows`); the row's score, computed as
+      for ``"adjacency"``, is shared equally by the atoms of the class (unless ``order`` is
+      given, which names one atom per row).
 
     Parameters
     ----------
@@ -119,7 +124,7 @@ def atom_scores(
     graph:
         The atom-bond network the image was made from (ignored when ``order`` is given).
     encoding:
-        ``"adjacency"``, ``"elements"``, ``"electrons"`` or ``"neighbors"``.
+        ``"adjacency"``, ``"elements"``, ``"electrons"``, ``"framework"`` or ``"neighbors"``.
     order:
         Atoms in row order, to skip recomputing the canonical order.
 
@@ -140,7 +145,7 @@ def atom_scores(
     if values.ndim != 2:
         raise ValueError(f"attribution must be a 2-D (H, W) map, got shape {values.shape}")
     rows = values.shape[0]
-    atoms = list(order) if order is not None else image_atom_order(graph, rows)
+    atoms = list(order) if order is not None else image_atom_order(graph, rows, encoding=encoding)
     atoms = atoms[:rows]
     scores: dict[Hashable, float] = {}
     for r, atom in enumerate(atoms):
@@ -148,4 +153,9 @@ def atom_scores(
         if LAYOUTS[encoding] == "adjacency" and r < values.shape[1]:
             score += float(values[:, r].sum() - values[r, r])
         scores[atom] = scores.get(atom, 0.0) + score
+    if encoding == "framework" and order is None:
+        _, row_of = framework_rows(graph)
+        members = Counter(row_of.values())
+        row_score = [scores[atom] for atom in atoms]
+        scores = {node: row_score[r] / members[r] for node, r in row_of.items() if r < len(atoms)}
     return scores

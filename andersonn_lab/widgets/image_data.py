@@ -30,7 +30,7 @@ from andersonn_lab.structures import (
     node_neighbor_image,
 )
 from andersonn_lab.structures.graph import bond_instances, canonical_ranks
-from andersonn_lab.structures.images import LAYOUTS, _sorted_neighbours
+from andersonn_lab.structures.images import LAYOUTS, _sorted_neighbours, framework_rows
 
 __all__ = ["ImageController", "Rect", "pixel_table"]
 
@@ -68,7 +68,7 @@ def pixel_table(
     >>> pixel_table(from_smiles("CO"), encoding="neighbors", size=2)
     [[(1, 1), (1, 0)], [(0, 0), (0, 1)]]
     """
-    order = image_atom_order(graph, size)
+    order = image_atom_order(graph, size, encoding=encoding)
     n = len(order)
     table: list[list[tuple[Any, Any] | None]] = [[None] * size for _ in range(size)]
     if LAYOUTS[encoding] == "adjacency":
@@ -149,7 +149,9 @@ class ImageController:
         notes = [str(m.message) for m in caught if issubclass(m.category, ImageOverflowWarning)]
         self.encoding, self.size, self.k = encoding, size, k
         self.image = image.numpy()
-        self.order = image_atom_order(self.graph, size)
+        self.order = image_atom_order(self.graph, size, encoding=encoding)
+        # "framework" rows stand for classes of equivalent atoms: every member maps to its row.
+        self._class_row = framework_rows(self.graph)[1] if encoding == "framework" else None
         self.table = pixel_table(self.graph, encoding=encoding, size=size, k=k)
         self.hover = self._hover_texts()
         self.note = notes[0] if notes else ""
@@ -187,7 +189,10 @@ class ImageController:
         return self.table[row][col]
 
     def row_of(self, node: Any) -> int | None:
-        """Image row of an atom, or None if it was cropped."""
+        """Image row of an atom (``"framework"``: of its class), or None if it was cropped."""
+        if self._class_row is not None:
+            row = self._class_row.get(node)
+            return row if row is not None and row < len(self.order) else None
         try:
             return self.order.index(node)
         except ValueError:
