@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 from collections import Counter
 
+import numpy as np
 import pytest
 
 from andersonn_lab.datasets import drugs
+from andersonn_lab.datasets.drugs_build import pearson, skeleton_key
 from andersonn_lab.datasets.entry import DATA_DIR
 
 DRUGS_DIR = DATA_DIR / "drugs"
@@ -23,16 +25,19 @@ def test_shipped_files_exist_and_are_compact() -> None:
         path = DRUGS_DIR / name
         assert path.is_file(), path
         assert path.stat().st_size < 400_000, f"{name} is not compact"
+    assert (DRUGS_DIR / drugs.CONFORMERS_NAME).stat().st_size < 3_000_000
     assert (DRUGS_DIR / drugs.PROVENANCE_NAME).is_file()
 
 
 def test_loads_with_unique_ids(entries: list) -> None:
-    assert len(entries) >= 300
+    assert len(entries) >= 1000
     ids = [e.id for e in entries]
     assert len(set(ids)) == len(ids)
     assert all(i.startswith("CHEMBL") for i in ids)
     smiles = [e.structure for e in entries]
     assert len(set(smiles)) == len(smiles), "duplicate parents should have been removed"
+    skeletons = [skeleton_key(s) for s in smiles]
+    assert len(set(skeletons)) == len(skeletons), "stereoisomers and tautomers are merged"
 
 
 def test_labels_follow_threshold_rule(entries: list) -> None:
@@ -91,7 +96,9 @@ def test_calibration_correlates() -> None:
     assert len(rows) >= 10
     xtb = [float(r["dipole_xtb_debye"]) for r in rows]
     dft = [float(r["dipole_b3lyp_debye"]) for r in rows]
-    assert drugs.pearson(xtb, dft) > 0.8
+    assert pearson(xtb, dft) > 0.8
+    sizes = [int(r["n_heavy"]) for r in rows]
+    assert max(sizes) >= 25, "the calibration spans the size range, not only the smallest"
 
 
 def test_label_and_parent_helpers() -> None:
@@ -106,13 +113,31 @@ def test_label_and_parent_helpers() -> None:
     assert drugs.composition_problem("CC(=O)Oc1ccccc1C(=O)O") == ""
 
 
+def test_shipped_conformers_are_sane_geometries(entries: list) -> None:
+    """Every shipped conformer is 3-D, free of clashes, with bonds of chemical length."""
+    import numpy as np
+
+    for e in entries[::25]:
+        mol = e.info["mol"]
+        pos = mol.GetConformer().GetPositions()
+        d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+        np.fill_diagonal(d, np.inf)
+        assert d.min() > 0.85, e.id  # no two atoms closer than an H-H contact allows
+        for bond in mol.GetBonds():
+            i, j = bond.GetBeginAtomIdx(), bond.GetEndAtomIdx()
+            assert 0.9 < d[i, j] < 2.3, (e.id, i, j, d[i, j])
+        assert abs(float(np.sum(e.info["xtb_charges"]))) < 1e-2, e.id
+
+
 def test_xtb_dipole_of_water_and_symmetric_molecule() -> None:
-    pytest.importorskip("tblite")
+    pytest.importorskip("tblite", reason="tblite (GFN2-xTB) is not installed")
+    from andersonn_lab.datasets.drugs_conformers import xtb_singlepoint
+
     water = [[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]]
-    mu = drugs.dipole_xtb([8, 1, 1], water)
+    mu = float(np.linalg.norm(xtb_singlepoint([8, 1, 1], water)[1]))
     # GFN2-xTB gives 2.27 D at the experimental geometry (experiment: 1.85 D); a wrong
     # unit conversion (au vs e*A vs D) or bohr/angstrom mix-up lands far outside this window.
     assert 2.1 < mu < 2.45
     # Carbon dioxide is centrosymmetric: zero dipole.
     co2 = [[0.0, 0.0, 0.0], [0.0, 0.0, 1.16], [0.0, 0.0, -1.16]]
-    assert drugs.dipole_xtb([6, 8, 8], co2) < 1e-3
+    assert float(np.linalg.norm(xtb_singlepoint([6, 8, 8], co2)[1])) < 1e-3

@@ -24,7 +24,10 @@ __all__ = ["add_arguments", "build", "run"]
 
 
 def build(task: str, **options: Any) -> Path:
-    """Run ``andersonn_lab.datasets.<task>.build(**options)`` and return the written file.
+    """Run the task's ``build(**options)`` and return the written file.
+
+    The build is ``andersonn_lab.datasets.<task>_build.build`` where that module exists
+    (drugs), else ``andersonn_lab.datasets.<task>.build``.
 
     Parameters
     ----------
@@ -45,7 +48,10 @@ def build(task: str, **options: Any) -> Path:
     """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; valid tasks are {', '.join(TASKS)}")
-    module = importlib.import_module(f"andersonn_lab.datasets.{task}")
+    try:  # a task whose build pipeline lives apart from its loader
+        module = importlib.import_module(f"andersonn_lab.datasets.{task}_build")
+    except ModuleNotFoundError:
+        module = importlib.import_module(f"andersonn_lab.datasets.{task}")
     accepted = inspect.signature(module.build).parameters
     unknown = sorted(set(options) - set(accepted))
     if unknown:

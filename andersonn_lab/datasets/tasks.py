@@ -107,12 +107,32 @@ def _cache_key(
 
 
 def _graph(entry: Entry, graph_options: Mapping[str, Any] | None = None) -> nx.Graph:
-    from andersonn_lab.structures import from_atoms, from_smiles
+    """The atom-bond network of one entry.
+
+    For molecules two options go beyond :func:`~andersonn_lab.structures.from_smiles`:
+    ``conformer=True`` builds the network from the entry's shipped 3-D conformer
+    (``entry.info["mol"]``, hydrogens implicit), so distances are real, and
+    ``charges="mmff"`` (or ``"gasteiger"``) adds force-field charges and dipole shares
+    (:func:`~andersonn_lab.structures.annotate_charges`).
+    """
+    from andersonn_lab.datasets.drugs import conformer_graph
+    from andersonn_lab.structures import StructureError, from_atoms, from_smiles
 
     options = dict(graph_options or {})
-    if isinstance(entry.structure, str):
+    conformer = bool(options.pop("conformer", False))
+    charges = options.pop("charges", None)
+    if not isinstance(entry.structure, str):
+        return from_atoms(entry.structure, name=entry.id, **options)
+    if not conformer:
+        if charges:
+            raise ValueError("graph option charges needs conformer=True (a 3-D geometry)")
         return from_smiles(entry.structure, name=entry.id, **options)
-    return from_atoms(entry.structure, name=entry.id, **options)
+    mol = entry.info.get("mol")
+    if mol is None:
+        raise StructureError(f"entry {entry.id!r}: no 3-D conformer in entry.info['mol']")
+    if options:
+        raise ValueError(f"graph options {sorted(options)} do not apply to conformer graphs")
+    return conformer_graph(mol, name=entry.id, charges=charges, smiles=entry.structure)
 
 
 def _build_images(

@@ -11,7 +11,9 @@ reductions) that :func:`~andersonn_lab.deq.holdout.repeated_holdout` uses:
     A random forest (300 trees; 50 in the smoke setting) on standard descriptors computed
     from the structures, not from the images (:func:`descriptors`):
 
-    * drugs: RDKit's 2-D descriptors (:data:`rdkit.Chem.Descriptors.descList`, about 210);
+    * drugs: RDKit's 2-D descriptors (:data:`rdkit.Chem.Descriptors.descList`, about 210)
+      and the MMFF94 point-charge dipole of the shipped conformer (the quantity the
+      ``"charges"`` images hold, see :mod:`andersonn_lab.structures.charges`);
     * MOFs: density, volume per atom, cell lengths (sorted) and angles, element fractions;
     * crystals: composition statistics in the spirit of Magpie (Ward et al., npj Comput.
       Mater. 2, 16028 (2016)): the fraction-weighted mean and the min, max and range over
@@ -91,14 +93,23 @@ def _drug_descriptors(entries: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
     from rdkit import Chem, rdBase
     from rdkit.Chem import Descriptors
 
+    from andersonn_lab.structures.charges import dipole_shares, force_field_charges
+
     names = [name for name, _ in Descriptors.descList]
+    three_d = all("mol" in entry.info for entry in entries)
     rows = []
     with rdBase.BlockLogs():
         for entry in entries:
             mol = Chem.MolFromSmiles(entry.structure)
             values = Descriptors.CalcMolDescriptors(mol) if mol is not None else {}
-            rows.append([float(values.get(name, np.nan)) for name in names])
-    return np.asarray(rows, dtype=float), names
+            row = [float(values.get(name, np.nan)) for name in names]
+            if three_d:  # the force-field dipole of the shipped conformer, as the images hold
+                conformer = entry.info["mol"]
+                charges, _ = force_field_charges(conformer)
+                mu, _ = dipole_shares(conformer.GetConformer().GetPositions(), charges)
+                row.append(float(np.linalg.norm(mu)))
+            rows.append(row)
+    return np.asarray(rows, dtype=float), names + (["ff_dipole_debye"] if three_d else [])
 
 
 def _mof_descriptors(entries: Sequence[Any]) -> tuple[np.ndarray, list[str]]:

@@ -45,6 +45,7 @@ ENCODINGS = (
     "neighbors",
     "elements",
     "electrons",
+    "charges",
     "framework",
     "framework_atoms",
 )  # the keys of structures.CHANNELS
@@ -401,6 +402,10 @@ def _read_input(item: str, options: dict[str, Any]):
         return read_structure(path, **_accepted(reader, options))
     if path.suffix.lower() in _FILE_SUFFIXES:
         raise FileNotFoundError("no such structure file")
+    if options.get("conformer"):
+        from andersonn_lab.datasets.drugs import graph_from_smiles
+
+        return graph_from_smiles(item, charges=options.get("charges"))
     return from_smiles(item, **_accepted(from_smiles, options))
 
 
@@ -445,7 +450,10 @@ def run_predict(args: argparse.Namespace) -> int:
         cropped = any(issubclass(w.category, ImageOverflowWarning) for w in caught)
         images.append(image)
         kept.append(item)
-        notes.append(f"cropped to {size} atoms" if cropped else "")
+        note = [f"cropped to {size} atoms"] if cropped else []
+        if graph.graph.get("conformer_ranking"):
+            note.append(f"conformer ranked by {graph.graph['conformer_ranking']}")
+        notes.append(", ".join(note))
     if images:
         try:
             device = resolve_device(args.device)

@@ -481,12 +481,23 @@ class DEQLayer(nn.Module):
         """
         z0 = torch.zeros_like(x) if z0 is None else z0
         cell = self.cell
+        device = x.device.type
+        if z0.dtype in (torch.float16, torch.bfloat16) or x.dtype in (
+            torch.float16,
+            torch.bfloat16,
+        ):
+            # Mixed precision: the solve runs in float32. A cell evaluated in half precision
+            # has a residual floor near 1e-3 (bfloat16) or 5e-4 (float16), above the
+            # recipes' tolerances, so the solve would stall at its cap; and CUDA refuses to
+            # mix half and float32 in the window's products.
+            z0, x = z0.float(), x.float()
 
         def f(z: torch.Tensor) -> torch.Tensor:
             return cell(z, x).to(z.dtype)
 
         # Parametrised weights (weight norm) are computed once per solve, not once per step.
-        with torch.no_grad(), parametrize.cached():
+        # Autocast is off inside the solve (see above); the stem, head and gradients keep it.
+        with torch.no_grad(), parametrize.cached(), torch.autocast(device, enabled=False):
             return self._forward.run(f, z0.detach())
 
     def forward(self, x: torch.Tensor, z0: torch.Tensor | None = None) -> torch.Tensor:

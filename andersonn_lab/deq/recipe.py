@@ -64,8 +64,9 @@ _SOLVER = {"method": "anderson", "m": 2, "beta": 1.0, "tol": 1e-4, "max_iter": 4
 
 RECIPES: dict[str, dict[str, Any]] = {
     "drugs": {
-        "image_size": 32,
-        "graph_options": {},
+        "encoding": "charges",
+        "image_size": 48,
+        "graph_options": {"conformer": True, "charges": "mmff"},
         "model": {"channels": 32, "hidden": 32, "groups": 8, "pool": 4},
         "training": {"epochs": 12, "batch_size": 32},
     },

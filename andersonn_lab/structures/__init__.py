@@ -6,9 +6,12 @@
 * :func:`node_neighbor_image`, :func:`image_atom_order`, :func:`pixel_atoms` -- images.
 * :func:`electronegativity`, :func:`group`, :func:`period`, :func:`valence_electrons` --
   element properties of the ``"elements"`` and ``"electrons"`` image encodings.
+* :func:`annotate_charges`, :func:`force_field_charges` -- partial charges of a 3-D
+  molecule and each atom's share of its dipole (the ``"charges"`` encoding).
 * :func:`largest_cavity_diameter` -- pore size of a periodic structure.
 """
 
+from .charges import annotate_charges, force_field_charges
 from .crystals import from_atoms, to_atoms
 from .elements import electronegativity, group, period, valence_electrons
 from .errors import ImageOverflowWarning, StructureError
@@ -27,10 +30,12 @@ __all__ = [
     "CHANNELS",
     "ImageOverflowWarning",
     "StructureError",
+    "annotate_charges",
     "canonical_order",
     "canonical_ranks",
     "coordination_numbers",
     "electronegativity",
+    "force_field_charges",
     "from_atoms",
     "from_mol",
     "from_smiles",

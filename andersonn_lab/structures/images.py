@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 Encoding = Literal[
-    "adjacency", "neighbors", "elements", "electrons", "framework", "framework_atoms"
+    "adjacency", "neighbors", "elements", "electrons", "charges", "framework", "framework_atoms"
 ]
 Overflow = Literal["crop", "error"]
 
@@ -51,6 +51,10 @@ MAX_BOND_ORDER = 3.0
 MAX_ELECTRONEGATIVITY = 4.0
 MAX_GROUP = 18.0
 MAX_PERIOD = 7.0
+DIPOLE_SHARE_SCALE = 2.0
+"""Debye per unit of the ``dipole_share`` channel."""
+GLOBAL_DIPOLE_SCALE = 5.0
+"""Debye per unit of the ``global_dipole`` channel."""
 
 _ELEMENTS = ("atomic_number", "bond_order", "distance", "electronegativity", "group", "period")
 
@@ -102,6 +106,14 @@ CHANNELS: dict[str, tuple[str, ...]] = {
     "neighbors": ("atomic_number", "distance", "bond_order"),
     "elements": _ELEMENTS,
     "electrons": (*_ELEMENTS, "odd_electrons"),
+    "charges": (
+        "atomic_number",
+        "bond_order",
+        "distance",
+        "partial_charge",
+        "dipole_share",
+        "global_dipole",
+    ),
     "framework": (*_FRAMEWORK_ATOM, *(f"global_{name}" for name in FRAMEWORK_GLOBAL_SCALES)),
 }
 CHANNELS["framework_atoms"] = CHANNELS["framework"]
@@ -109,6 +121,7 @@ CHANNELS["framework_atoms"] = CHANNELS["framework"]
 
 GLOBAL_CHANNELS: dict[str, int] = {name: 0 for name in CHANNELS}
 GLOBAL_CHANNELS["framework"] = GLOBAL_CHANNELS["framework_atoms"] = len(FRAMEWORK_GLOBAL_SCALES)
+GLOBAL_CHANNELS["charges"] = 1
 """Number of trailing channels of each encoding that hold one number per structure (on the
 diagonal of every atom row): the ``global_channels`` of
 :class:`~andersonn_lab.deq.classifier.DEQClassifier`."""
@@ -118,6 +131,7 @@ LAYOUTS: dict[str, str] = {
     "neighbors": "neighbors",
     "elements": "adjacency",
     "electrons": "adjacency",
+    "charges": "adjacency",
     "framework": "adjacency",
     "framework_atoms": "adjacency",
 }
@@ -241,6 +255,17 @@ def node_neighbor_image(
        5 + 2 x 6 = 17, metallic; 2H-MoS2: 18, a semiconductor); a molecule with an odd count
        is a radical. All atoms of the graph count, also those cropped from the image.
 
+    ``encoding="charges"`` (molecules with a 3-D conformer and force-field charges, see
+    :func:`~andersonn_lab.structures.charges.annotate_charges`): the three ``"adjacency"``
+    channels, whose distance channel then holds real bond lengths, and three diagonal
+    channels:
+
+    3. The atom's partial charge in e (with those of its implicit hydrogens); 0 elsewhere.
+    4. The atom's share of the molecule's point-charge dipole, ``/ 2 D``: the projection of
+       ``q (r - centroid)`` on the dipole's direction (hydrogens included), so the shares of
+       all atoms add up to the dipole's magnitude; 0 elsewhere.
+    5. ``global_dipole``: the magnitude of that dipole ``/ 5 D``, a whole-structure scalar,
+       the same on the diagonal of every atom row.
     ``encoding="framework"`` (3-D periodic structures such as MOFs; 27 channels, adjacency
     layout): rows are classes of equivalent atoms (:func:`framework_rows`: same element,
     bonds and neighbour classes, so the symmetry copies of an atom in a P1 cell share one
@@ -281,9 +306,8 @@ def node_neighbor_image(
     graph:
         An atom-bond network from this package.
     encoding:
-        ``"adjacency"``, ``"neighbors"``, ``"elements"``, ``"electrons"`` or ``"framework"``
-        (:data:`CHANNELS`
-        names each one's channels).
+        ``"adjacency"``, ``"neighbors"``, ``"elements"``, ``"electrons"``, ``"charges"`` or
+        ``"framework"`` (:data:`CHANNELS` names each one's channels).
     size:
         Image height and width (atoms per image).
     k:
@@ -298,13 +322,14 @@ def node_neighbor_image(
     -------
     torch.Tensor
         ``float32`` tensor of shape ``(len(CHANNELS[encoding]), size, size)``: 3 channels,
-        6 for ``"elements"``, 7 for ``"electrons"``, 27 for ``"framework"``.
+        6 for ``"elements"`` and ``"charges"``, 7 for ``"electrons"``, 27 for
+        ``"framework"``.
 
     Raises
     ------
     StructureError
-        Empty graph, overflow with ``on_overflow="error"``, or ``"framework"`` for a
-        structure that is not 3-D periodic.
+        Empty graph, overflow with ``on_overflow="error"``, ``"charges"`` on a graph
+        without charges, or ``"framework"`` for a structure that is not 3-D periodic.
     ValueError
         Bad ``encoding``, ``size``, ``k`` or ``on_overflow``.
 
@@ -332,6 +357,8 @@ def node_neighbor_image(
         if encoding == "electrons":
             diag = np.arange(len(rows))
             img[6, diag, diag] = _odd_electrons(graph)
+        if encoding == "charges":
+            _fill_charges(img[3:6], graph, order)
     else:
         ranks = [node_ranks[node] for node in nodes]
         kk = size - 1 if k is None else k
@@ -481,6 +508,23 @@ def _fill_elements(img: np.ndarray, bond_channel: np.ndarray, z_rows: np.ndarray
     img[0, diag, diag] = np.nan_to_num(chi)
     img[1, diag, diag] = grp
     img[2, diag, diag] = per
+
+
+def _fill_charges(img: np.ndarray, graph: nx.Graph, order: list[Any]) -> None:
+    """Partial-charge, dipole-share and dipole diagonals (``img`` is ``(3, size, size)``)."""
+    try:
+        charge = np.array([float(graph.nodes[v]["partial_charge"]) for v in order])
+        share = np.array([float(graph.nodes[v]["dipole_share"]) for v in order])
+    except KeyError:
+        raise StructureError(
+            f"{describe(graph)}: the 'charges' encoding needs partial charges on the atoms; "
+            "build the graph from a 3-D molecule and call "
+            "andersonn_lab.structures.annotate_charges(graph, mol)"
+        ) from None
+    diag = np.arange(len(order))
+    img[0, diag, diag] = charge
+    img[1, diag, diag] = share / DIPOLE_SHARE_SCALE
+    img[2, diag, diag] = float(graph.graph.get("dipole_debye", share.sum())) / GLOBAL_DIPOLE_SCALE
 
 
 def _odd_electrons(graph: nx.Graph) -> float:

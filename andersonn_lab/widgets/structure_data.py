@@ -149,8 +149,13 @@ def _from_task(task: Any, entry_id: str, seed: int) -> LoadedStructure:
     index = task.id_to_index[entry_id]
     entry = task.entries[index]
     if isinstance(entry.structure, str):
+        graph = task.graph(index)
+        if all(graph.nodes[n].get("position") is not None for n in graph.nodes):
+            # The task's own conformer (drugs): show the geometry the model saw.
+            mol = Chem.RemoveHs(entry.info["mol"]) if "mol" in entry.info else None
+            return LoadedStructure(graph, mol, f"{entry.id} ({entry.structure})")
         loaded = _from_smiles(entry.structure, seed, name=entry.id)
-        return replace(loaded, source_graph=task.graph(index))
+        return replace(loaded, source_graph=graph)
     graph = task.graph(index)
     return LoadedStructure(graph, None, f"{entry.id} ({graph.graph.get('formula', '')})")
 
@@ -200,7 +205,9 @@ def load_structure(
     task, id:
         Instead of ``source``: a :class:`~andersonn_lab.datasets.TaskDataset` (or a task name
         for :func:`~andersonn_lab.datasets.load_task`) and an entry id. Crystals and MOFs use
-        ``task.graph(i)`` (the task's graph options); molecules are embedded from SMILES.
+        ``task.graph(i)`` (the task's graph options); so do molecules whose task graph has
+        3-D coordinates (the drugs task's labelled conformers); other molecules are embedded
+        from SMILES.
     cutoff_scale:
         For ``ase.Atoms`` and entries holding one: None (default) for the nearest-shell bond
         rule that the MOF and crystal tasks use, or a covalent-radius multiplier for the
