@@ -18,20 +18,11 @@ import andersonn_lab
 PACKAGE = "andersonn_lab"
 ROOT = Path(andersonn_lab.__file__).resolve().parent
 
-KNOWN_CYCLES = {
-    frozenset({"andersonn_lab.structures.graph", "andersonn_lab.structures.crystals"}),
-    frozenset({"andersonn_lab.structures.graph", "andersonn_lab.structures.molecules"}),
-}
-"""Cycles being removed elsewhere (the structures engineer moves ``read_structure`` into a
-module of its own); a cycle made only of these modules' edges makes the test xfail."""
-
-KNOWN_PRIVATE_IMPORTS = {
-    ("andersonn_lab.widgets.image_data", "andersonn_lab.structures.images", "_sorted_neighbours"),
-}
+KNOWN_PRIVATE_IMPORTS: set[tuple[str, str, str]] = set()
 """Private names still imported across modules whose owner is out of this change's scope
 (``structures/images.py``): to be made public in the module that owns them."""
 
-OUT_OF_SCOPE = ("andersonn_lab.structures.", "andersonn_lab.datasets.drugs")
+OUT_OF_SCOPE: tuple[str, ...] = ()
 """Importers whose private imports are left to their owners (being rewritten elsewhere)."""
 
 
@@ -147,19 +138,8 @@ def test_every_module_imports(module):
 
 
 def test_no_import_cycles():
-    graph = _graph()
-    cycles = _cycles(graph)
-    known = [c for c in cycles if all(a.startswith("andersonn_lab.structures") for a in c)]
-    unknown = [sorted(c) for c in cycles if c not in known]
-    assert not unknown, f"import cycles among andersonn_lab modules: {unknown}"
-    if known:
-        edges = {(a, b) for c in known for a in c for b in graph[a] if b in c}
-        allowed = {(a, b) for pair in KNOWN_CYCLES for a in pair for b in pair if a != b}
-        assert edges <= allowed, f"new cycle edges in structures/: {sorted(edges - allowed)}"
-        pytest.xfail(
-            f"structures/ cycle still there ({sorted(known[0])}); its owner is moving "
-            "read_structure into a module of its own"
-        )
+    cycles = [sorted(c) for c in _cycles(_graph())]
+    assert not cycles, f"import cycles among andersonn_lab modules: {cycles}"
 
 
 def test_no_private_names_imported_across_modules():

@@ -573,6 +573,19 @@ def _calibration_lines(
     )
 
 
+SOFTWARE = ("rdkit", "tblite", "ase", "pyscf", "datamol")
+"""Packages whose versions ``PROVENANCE.md`` records."""
+
+
+def _version_or_absent(package: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def provenance_text(
     ok: Sequence[dict[str, Any]],
     skipped: Sequence[dict[str, str]],
@@ -583,7 +596,6 @@ def provenance_text(
     """The ``PROVENANCE.md`` of a build; every number is computed from its records."""
     import platform
     from datetime import datetime, timezone
-    from importlib.metadata import version
 
     threshold = facts["threshold_debye"]
     dipoles = [r["dipole_xtb_debye"] for r in ok]
@@ -607,7 +619,7 @@ def provenance_text(
         f"| {k} | {v} |" for k, v in Counter(map(reason_key, skipped)).most_common()
     )
     t_search = [r.get("t_embed_s", 0.0) + r.get("t_xtb_s", 0.0) for r in ok]
-    soft = ", ".join(f"{p} {version(p)}" for p in ("rdkit", "tblite", "ase", "pyscf", "datamol"))
+    soft = ", ".join(f"{p} {_version_or_absent(p)}" for p in SOFTWARE)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return f"""# Drugs: strongly vs weakly polar
 

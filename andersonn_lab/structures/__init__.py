@@ -15,16 +15,11 @@ from .charges import annotate_charges, force_field_charges
 from .crystals import from_atoms, to_atoms
 from .elements import electronegativity, group, period, valence_electrons
 from .errors import ImageOverflowWarning, StructureError
-from .graph import (
-    canonical_order,
-    canonical_ranks,
-    coordination_numbers,
-    read_molecules,
-    read_structure,
-)
+from .graph import canonical_order, canonical_ranks, coordination_numbers
 from .images import CHANNELS, image_atom_order, node_neighbor_image, pixel_atoms
 from .molecules import from_mol, from_smiles
 from .pores import largest_cavity_diameter
+from .reading import read_molecules, read_structure
 
 __all__ = [
     "CHANNELS",

@@ -37,7 +37,7 @@ from scipy.spatial import cKDTree
 
 from .crystals import to_atoms
 from .errors import StructureError
-from .graph import _atomic_number, bond_instances, describe
+from .graph import bond_instances, describe, node_atomic_number
 
 __all__ = [
     "DEFAULT_VDW_RADIUS",
@@ -330,7 +330,7 @@ def equivalent_atoms(graph: nx.Graph, decimals: int = 2) -> list[int]:
     True
     """
     nodes, inst = bond_instances(graph)
-    z = [_atomic_number(graph.nodes[node]) for node in nodes]
+    z = [node_atomic_number(graph.nodes[node]) for node in nodes]
 
     def dense(keys: list[Any]) -> list[int]:
         rank = {key: r for r, key in enumerate(sorted(set(keys)))}

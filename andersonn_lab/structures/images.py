@@ -21,11 +21,11 @@ from .elements import electronegativity, group, period, valence_electrons
 from .errors import ImageOverflowWarning, StructureError
 from .graph import (
     BondInstance,
-    _atomic_number,
     bond_instances,
     canonical_order,
     canonical_ranks,
     describe,
+    node_atomic_number,
 )
 
 __all__ = [
@@ -348,7 +348,7 @@ def node_neighbor_image(
     order = _ordered_rows(graph, node_ranks, size, on_overflow)
     index = {node: p for p, node in enumerate(nodes)}
     rows = [index[node] for node in order]
-    z = np.array([_atomic_number(graph.nodes[node]) for node in nodes], dtype=np.float64)
+    z = np.array([node_atomic_number(graph.nodes[node]) for node in nodes], dtype=np.float64)
     img = np.zeros((len(CHANNELS[encoding]), size, size), dtype=np.float32)
     if LAYOUTS[encoding] == "adjacency":
         _fill_adjacency(img, rows, z, inst)
@@ -363,7 +363,7 @@ def node_neighbor_image(
         ranks = [node_ranks[node] for node in nodes]
         kk = size - 1 if k is None else k
         for r, p in enumerate(rows):
-            neigh = _sorted_neighbours(inst[p], ranks)[:kk]
+            neigh = sorted_neighbours(inst[p], ranks)[:kk]
             img[0, r, 0] = z[p] / MAX_Z
             img[1, r, 0] = 1.0
             for c, (q, d, o) in enumerate(neigh, start=1):
@@ -426,7 +426,7 @@ def pixel_atoms(
     index = {node: p for p, node in enumerate(nodes)}
     ranks = [node_ranks[node] for node in nodes]
     kk = size - 1 if k is None else k
-    neigh = _sorted_neighbours(inst[index[order[row]]], ranks)[:kk]
+    neigh = sorted_neighbours(inst[index[order[row]]], ranks)[:kk]
     if col > len(neigh):
         return None
     return (order[row], nodes[neigh[col - 1][0]])
@@ -537,7 +537,7 @@ def _odd_electrons(graph: nx.Graph) -> float:
     counts: Counter[int] = Counter()
     electrons = charge = 0
     for _, data in graph.nodes(data=True):
-        z, hydrogens = _atomic_number(data), int(data.get("num_hs") or 0)
+        z, hydrogens = node_atomic_number(data), int(data.get("num_hs") or 0)
         counts[z] += 1
         counts[1] += hydrogens
         charge += int(data.get("formal_charge") or 0)
@@ -582,7 +582,7 @@ def _framework_image(
     index = {node: p for p, node in enumerate(nodes)}
     rows = [index[node] for node in reps[:size]]
     n = len(rows)
-    z = np.array([_atomic_number(graph.nodes[node]) for node in nodes], dtype=np.float64)
+    z = np.array([node_atomic_number(graph.nodes[node]) for node in nodes], dtype=np.float64)
     img = np.zeros((len(CHANNELS["framework"]), size, size), dtype=np.float32)
     diag = np.arange(n)
     img[0, diag, diag] = z[rows] / MAX_Z
@@ -607,5 +607,10 @@ def _framework_image(
     return torch.from_numpy(img)
 
 
-def _sorted_neighbours(inst: list[BondInstance], ranks: list[int]) -> list[BondInstance]:
+def sorted_neighbours(inst: list[BondInstance], ranks: list[int]) -> list[BondInstance]:
+    """Bond instances of one atom in ``"neighbors"`` column order.
+
+    Sorted by distance (unknown last), then by decreasing bond order, then by the neighbour's
+    canonical rank.
+    """
     return sorted(inst, key=lambda t: (math.inf if t[1] is None else t[1], -t[2], ranks[t[0]]))

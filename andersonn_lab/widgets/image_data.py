@@ -30,7 +30,7 @@ from andersonn_lab.structures import (
     node_neighbor_image,
 )
 from andersonn_lab.structures.graph import bond_instances, canonical_ranks
-from andersonn_lab.structures.images import LAYOUTS, _sorted_neighbours, framework_rows
+from andersonn_lab.structures.images import LAYOUTS, framework_rows, sorted_neighbours
 
 __all__ = ["ImageController", "Rect", "pixel_table"]
 
@@ -82,7 +82,7 @@ def pixel_table(
     kk = size - 1 if k is None else k
     for r, a in enumerate(order):
         table[r][0] = (a, a)
-        neigh = _sorted_neighbours(inst[index[a]], ranks)[:kk]
+        neigh = sorted_neighbours(inst[index[a]], ranks)[:kk]
         for c, (q, _d, _o) in enumerate(neigh, start=1):
             table[r][c] = (a, nodes[q])
     return table
