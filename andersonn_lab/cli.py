@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_arguments(predict)
     predict.set_defaults(handler=run_predict)
 
-    from andersonn_lab.deq.study import add_bench_arguments, run_bench
+    from andersonn_lab.deq.study_cli import add_bench_arguments, run_bench
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)

@@ -16,7 +16,7 @@ Usage::
 
 from __future__ import annotations
 
-from andersonn_lab.deq.study import main
+from andersonn_lab.deq.study_cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

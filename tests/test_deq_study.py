@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import TensorDataset
 
 from andersonn_lab.deq import study as st
+from andersonn_lab.deq import study_measure
 from andersonn_lab.deq.classifier import DEQClassifier
 
 
@@ -167,6 +168,117 @@ def test_time_to_target_and_cli_options():
     assert set(full.tasks) == {"crystals", "mofs", "drugs"} and max(full.m_values) >= 10
 
 
+def test_result_objects_table_rows_equal_the_measured_rows(study):
+    result, out, lines = study
+    assert isinstance(result, st.StudyResult) and result.report() == lines[-1]
+    task = result.task("toy")
+    assert isinstance(task, st.TaskStudy) and result.tasks == [task]
+    assert set(task.models) == {"anderson", "forward"}
+    assert all(isinstance(model, DEQClassifier) for model in task.models.values())
+    assert result.models == {"toy": task.models}
+    assert task.models["anderson"] is not task.models["forward"]
+    table = task.table()
+    assert list(table.index) == ["anderson", "forward", "forward / anderson"]
+    assert tuple(table.columns) == st.SOLVE_COLUMNS
+    for solver, row in zip(("anderson", "forward"), task["solves"], strict=True):
+        assert {key: table.loc[solver, key] for key in st.SOLVE_COLUMNS} == {
+            key: row[key] for key in st.SOLVE_COLUMNS
+        }
+    sp = task["speedup"]
+    for key, name in (("fwd_nfe", "fwd_nfe_ratio"), ("bwd_time", "bwd_time_ratio")):
+        assert table.loc["forward / anderson", key] == sp[name]
+    assert math.isnan(table.loc["forward / anderson", "fwd_unconverged"])
+    both = result.table()
+    assert both.loc[("toy", "forward"), "fwd_nfe"] == task["solves"][1]["fwd_nfe"]
+    pretty = task.table(pretty=True)
+    assert pretty.loc["anderson", "fwd ms"] == round(1e3 * task["solves"][0]["fwd_time"], 1)
+    assert len(task.sweep_table()) == len(task["sweep"])
+    assert result.sweep_table()["fwd_nfe"].tolist() == [r["fwd_nfe"] for r in task["sweep"]]
+    history = task["training"]["forward"]["history"]
+    training = task.training_table()
+    assert training.loc["forward", "epochs s"] == pytest.approx(
+        sum(h["time_epoch"] for h in history)
+    )
+    crossover = result.crossover_table()
+    assert set(crossover.index) == {("toy", 0.5), ("toy", 1.0)}
+    for kind, panels in (("overview", 3), ("crossover", 2), ("memory", 1)):
+        assert len(result.plot(kind).axes) == panels
+    assert len(task.plot("training").axes) == 4
+    assert result.plot("memory")._repr_png_().startswith(b"\x89PNG")  # shows in a notebook
+    with pytest.raises(ValueError, match="kind"):
+        result.plot("pie")
+    # The saved JSON reads back into the same tables (without the models).
+    again = st.StudyResult(json.loads((out / "deq_study.json").read_text()))
+    assert again.models == {"toy": {}}
+    assert again.table()["fwd_nfe"].tolist() == both["fwd_nfe"].tolist()
+
+
+def test_compare_solvers_measures_what_the_study_measured(study):
+    result, _, _ = study
+    task = result.tasks[0]
+    settings = task["settings"]
+    images, labels = _data(8, 1).tensors  # the first eval_samples of val + test: val
+    comparison = st.compare_solvers(
+        task.models["anderson"],
+        images,
+        labels,
+        m=settings["m"],
+        beta=settings["beta"],
+        tol=settings["eval_tol"],
+        max_iter=settings["eval_max_iter"],
+        repeats=1,
+    )
+    for mine, theirs in zip(comparison.rows, task["solves"], strict=True):
+        for key in ("solver", "m", "n", "fwd_nfe", "fwd_unconverged", "bwd_nfe", "history_bytes"):
+            assert mine[key] == theirs[key], key
+    assert comparison.labels == {
+        "fwd": task["speedup"]["fwd_label"],
+        "bwd": task["speedup"]["bwd_label"],
+    }
+
+
+def test_ratio_helpers_against_hand_computed_ratios():
+    anderson = {
+        "fwd_nfe": 18,
+        "fwd_steps_mean": 12.4,
+        "fwd_time": 0.010,
+        "fwd_unconverged": 0,
+        "bwd_nfe": 10,
+        "bwd_steps_mean": 8.0,
+        "bwd_time": 0.004,
+        "bwd_unconverged": 0,
+    }
+    forward = {
+        "fwd_nfe": 167,
+        "fwd_steps_mean": 165.9,
+        "fwd_time": 0.078,
+        "fwd_unconverged": 2,
+        "bwd_nfe": 187,
+        "bwd_steps_mean": 150.0,
+        "bwd_time": 0.0612,
+        "bwd_unconverged": 0,
+    }
+    ratios = st.speedup_ratios(anderson, forward)
+    assert ratios["fwd_nfe_ratio"] == pytest.approx(9.2777778)  # 167 / 18
+    assert ratios["fwd_steps_ratio"] == pytest.approx(13.379032)  # 165.9 / 12.4
+    assert ratios["fwd_time_ratio"] == pytest.approx(7.8)  # 0.078 / 0.010
+    assert ratios["bwd_nfe_ratio"] == pytest.approx(18.7)
+    assert ratios["bwd_steps_ratio"] == pytest.approx(18.75)
+    assert ratios["bwd_time_ratio"] == pytest.approx(15.3)
+    assert ratios["fwd_label"] == "forward hit cap: ratio is a lower bound"
+    assert ratios["bwd_label"] == "both converged"
+    assert st.ratio(160, 32) == 5.0
+    assert st.ratio(1, 0) is None and st.ratio(None, 3) is None and st.ratio(3, None) is None
+    assert st.speedup_ratios({**anderson, "bwd_nfe": None}, forward)["bwd_nfe_ratio"] is None
+    comparison = st.SolverComparison(anderson, forward)
+    assert comparison.ratios == ratios
+    table = comparison.table()
+    assert table.loc["forward / anderson", "fwd_steps_mean"] == pytest.approx(165.9 / 12.4)
+    pretty = comparison.table(pretty=True)
+    assert pretty.loc["forward / anderson", "fwd NFE"] == 9.28
+    assert pretty.loc["forward", "bwd ms"] == 61.2
+
+
 def test_window_skip_and_training_cap_come_from_the_recipe_unless_given():
     from andersonn_lab.deq.recipe import default_recipe
     from andersonn_lab.solvers import Anderson
@@ -196,9 +308,8 @@ def test_the_study_runs_on_images_with_whole_structure_channels():
     images = torch.rand(24, len(CHANNELS["framework"]), 6, 6, generator=gen)
     labels = (images[:, -1, 0, 0] > 0.5).long()  # decided by one whole-structure scalar
     data = FrameworkLike(images, labels)
-    assert (
-        st._global_channels(torch.utils.data.Subset(data, [0, 1])) == GLOBAL_CHANNELS["framework"]
-    )
+    subset = torch.utils.data.Subset(data, [0, 1])
+    assert study_measure._global_channels(subset) == GLOBAL_CHANNELS["framework"]
     config = _config(m_values=(2,), betas=(1.0,), epochs=1)
     result = st.study_task("framework", data, data, data, num_classes=2, config=config)
     assert result["solves"] and all(row["fwd_nfe"] > 0 for row in result["solves"])

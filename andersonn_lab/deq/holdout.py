@@ -269,7 +269,7 @@ def write_results(results: Sequence[Any], args: argparse.Namespace, file_name: s
     ``results`` are objects with ``to_dict()``; the payload also records ``args.splits``
     and ``args.smoke``.
     """
-    from .study import results_dir
+    from .study_cli import results_dir
 
     out = Path(args.out) if args.out else results_dir()
     out.mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,7 @@ from torch.utils.data import Dataset
 
 from andersonn_lab.deq import DEQClassifier, save_checkpoint, train
 
-from ._listeners import Listeners, annotate
+from ._controller import WorkerController
 
 __all__ = [
     "PALETTE",
@@ -163,7 +163,7 @@ def _build_model(spec: Any, train_set: Dataset) -> nn.Module:
     )
 
 
-class DashboardController:
+class DashboardController(WorkerController):
     """Train one or more configurations and record their metrics for live plots.
 
     Parameters
@@ -202,6 +202,8 @@ class DashboardController:
     'ready: 1 run (x)'
     """
 
+    status_class = DashboardStatus
+
     def __init__(
         self,
         runs: Mapping[str, Any],
@@ -212,14 +214,10 @@ class DashboardController:
         self.train_set = train_set
         self.val_set = val_set
         self.common = {"epochs": 1, "batch_size": 32, "progress": False, **common}
+        super().__init__()
         self.records: dict[str, RunRecord] = {}
         self._runs: list[_Run] = []
-        self._listeners = Listeners()
-        self._plain_status = ("info", "ready")
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lock = threading.RLock()
-        self.status = DashboardStatus()
         self.current: str | None = None
         try:
             self._prepare(runs)
@@ -260,45 +258,13 @@ class DashboardController:
         """Run name → its model (trained in place)."""
         return {run.name: run.model for run in self._runs}
 
-    # ------------------------------------------------------------------ events
-    def add_listener(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener(event)`` on every event; returns a function that unsubscribes.
-
-        A listener that raises does not stop training: the failure is shown in
-        :attr:`status` (as a warning at least) until the next :meth:`run`.
-        """
-        return self._listeners.add(listener)
-
-    def _emit(self, event: str) -> None:
-        if self._listeners.emit(event):
-            self._set_status(*self._plain_status)
-            if event != "status":  # let the status line show the failure now
-                self._listeners.emit("status")
-
-    def _set_status(self, level: str, text: str) -> None:
-        self._plain_status = (level, text)
-        self.status = DashboardStatus(*annotate(level, text, self._listeners.failure))
-
     # ------------------------------------------------------------------ running
-    @property
-    def is_running(self) -> bool:
-        """Whether a worker thread is training."""
-        thread = self._thread
-        return thread is not None and thread.is_alive()
-
     def stop(self) -> None:
         """Ask the current run to end at the next batch boundary (later runs are skipped)."""
         if self.is_running or self.current is not None:
             self._stop_event.set()
             self._set_status("running", "stopping at the end of this batch…")
             self._emit("status")
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker thread; True when none is left running."""
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-        return not self.is_running
 
     def run(self, block: bool = True) -> dict[str, RunRecord]:
         """Train every pending run, one after the other.
@@ -338,10 +304,7 @@ class DashboardController:
             if block:
                 self._work(pending)
             else:
-                self._thread = threading.Thread(
-                    target=self._work, args=(pending,), name="dashboard-train", daemon=True
-                )
-                self._thread.start()
+                self._start_worker(self._work, pending, name="dashboard-train")
         return self.records
 
     def _work(self, pending: list[_Run]) -> None:

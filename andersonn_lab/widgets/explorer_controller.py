@@ -33,7 +33,7 @@ import torch
 from ..solvers import SolverResult, SolverWarning, make_solver
 from ..solvers.base import SolverState
 from ..solvers.problems import make_problem
-from ._listeners import Listeners, annotate
+from ._controller import WorkerController
 from ._throttle import Throttle
 
 METHODS = ("anderson", "forward")
@@ -334,7 +334,7 @@ def _curve(residuals: torch.Tensor) -> list[float]:
     return residuals.max(dim=1).values.tolist()
 
 
-class ExplorerController:
+class ExplorerController(WorkerController):
     """Settings, solves, history, sweeps and plot data of the convergence explorer.
 
     Parameters
@@ -373,6 +373,8 @@ class ExplorerController:
     'warning'
     """
 
+    status_class = ExplorerStatus
+
     def __init__(
         self,
         settings: ExplorerSettings | None = None,
@@ -382,6 +384,7 @@ class ExplorerController:
         sweep_ms: Iterable[int] = range(11),
         sweep_repeats: int = 3,
     ) -> None:
+        super().__init__()
         if history_size < 0:
             raise ValueError(f"history_size must be >= 0, got {history_size}")
         if sweep_repeats < 1:
@@ -393,13 +396,8 @@ class ExplorerController:
         self.sweep_ms: list[int] = list(sweep_ms)
         self.sweep_repeats = sweep_repeats
         self.last_results: list[SolverResult] = []
-        self.status = ExplorerStatus("info", "ready")
         self.throttle = Throttle(min_interval)
-        self._listeners = Listeners()
-        self._plain_status = ("info", "ready")
         self._lock = threading.RLock()
-        self._stop_event = threading.Event()
-        self._thread: threading.Thread | None = None
         self._launch_lock = threading.Lock()
         self._pending: Callable[[], Any] | None = None
         self._worker_alive = False
@@ -509,27 +507,6 @@ class ExplorerController:
             label += f", d = {built.z0[0].numel()}"
         return label
 
-    # ------------------------------------------------------------------ listeners
-    def add_listener(self, listener: Listener) -> Callable[[], None]:
-        """Call ``listener(event)`` on every event; returns a function that removes it.
-
-        A listener that raises does not stop the solve or sweep: the failure is shown in
-        :attr:`status` (as a warning at least) until the next run or sweep starts.
-        """
-        return self._listeners.add(listener)
-
-    def _emit(self, event: str) -> None:
-        if self._listeners.emit(event):
-            self._set_status(*self._plain_status)
-            if event != "status":  # let the status line show the failure now
-                self._listeners.emit("status")
-
-    def _set_status(self, level: str, text: str, *, notify: bool = False) -> None:
-        self._plain_status = (level, text)
-        self.status = ExplorerStatus(*annotate(level, text, self._listeners.failure))
-        if notify:
-            self._emit("status")
-
     # ------------------------------------------------------------------ advice
     def methods(self) -> list[str]:
         """Methods the next run uses: both in compare mode (forward first)."""
@@ -590,13 +567,6 @@ class ExplorerController:
             self._pending = None
             self._stop_event.set()
 
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker thread; True when no worker is left running."""
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-        return not self.is_running
-
     def _launch(self, job: Callable[[], Any], block: bool) -> Any:
         """Run ``job`` here (after stopping the worker) or queue it for the worker.
 
@@ -615,10 +585,7 @@ class ExplorerController:
                 self._stop_event.set()
                 return None
             self._worker_alive = True
-            self._thread = threading.Thread(
-                target=self._work, name="andersonn-explorer", daemon=True
-            )
-            self._thread.start()
+            self._start_worker(self._work, name="andersonn-explorer")
         return None
 
     def _work(self) -> None:
