@@ -366,7 +366,7 @@ def test_widget_threaded_run_and_stop_button():
 
 def test_long_runs_are_drawn_thinned_with_their_last_step():
     """1,000 forward steps at d = 2,000: each redraw sends at most PLOT_POINTS points."""
-    from andersonn_lab.widgets.explorer_controller import PLOT_POINTS
+    from andersonn_lab.widgets.explorer_records import PLOT_POINTS
 
     ex = explorer(problem="linear", dim=2000, method="forward", tol=1e-20, max_iter=1000)
     ex.run_button.click()

@@ -25,16 +25,27 @@ import time
 import warnings
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from ..solvers import SolverResult, SolverWarning, make_solver
 from ..solvers.base import SolverState
-from ..solvers.problems import make_problem
 from ._controller import WorkerController
 from ._throttle import Throttle
+from .explorer_problems import PROBLEM_SPECS, Problem
+from .explorer_records import (
+    ExplorerStatus,
+    PlotData,
+    PlotTrace,
+    RunRecord,
+    SweepPoint,
+    curve_values,
+    decimate,
+    keep_in_history,
+    plain_float,
+)
 
 METHODS = ("anderson", "forward")
 """Solver choices."""
@@ -45,17 +56,8 @@ SPECTRA = ("clustered", "real", "disk")
 COLORS = {"anderson": "#1f77b4", "forward": "#d62728"}
 """Line colour of each method; previous runs use the same colour, faded."""
 
-LEVELS = ("info", "running", "warning", "error")
-"""Status levels, least to most severe."""
 
 Listener = Callable[[str], None]
-
-
-class Problem(Protocol):
-    """Anything the explorer can solve: a batched map ``f`` and a start ``z0`` (``(B, ...)``)."""
-
-    f: Callable[[torch.Tensor], torch.Tensor]
-    z0: torch.Tensor
 
 
 @dataclass
@@ -109,229 +111,6 @@ class ExplorerSettings:
     def problem_key(self) -> tuple[Any, ...]:
         """The settings that define the problem (the cache key)."""
         return (self.problem, self.radius, self.spectrum, self.dim, self.seed)
-
-
-@dataclass(frozen=True)
-class ProblemSpec:
-    """How the explorer builds one teaching problem from :class:`ExplorerSettings`.
-
-    Attributes
-    ----------
-    name:
-        Problem name (a key of :data:`andersonn_lab.solvers.problems.PROBLEMS`).
-    uses:
-        Which of ``"radius"``, ``"spectrum"``, ``"dim"`` the problem reads.
-    radius_label:
-        What ``radius`` means for this problem (shown on the slider).
-    build:
-        Settings to problem.
-    """
-
-    name: str
-    uses: tuple[str, ...]
-    radius_label: str
-    build: Callable[[ExplorerSettings], Problem]
-
-
-def _conv_side(dim: int) -> int:
-    return max(2, round(math.sqrt(dim / 8)))
-
-
-PROBLEM_SPECS: dict[str, ProblemSpec] = {
-    spec.name: spec
-    for spec in (
-        ProblemSpec(
-            "linear",
-            ("radius", "spectrum", "dim"),
-            "radius ρ",
-            lambda s: make_problem(
-                "linear", dim=s.dim, spectrum=s.spectrum, radius=s.radius, batch=1, seed=s.seed
-            ),
-        ),
-        ProblemSpec(
-            "tanh",
-            ("radius", "spectrum", "dim"),
-            "ρ(W)",
-            lambda s: make_problem(
-                "tanh",
-                dim=s.dim,
-                spectral_radius=s.radius,
-                symmetric=s.spectrum != "disk",
-                batch=1,
-                seed=s.seed,
-            ),
-        ),
-        ProblemSpec(
-            "rotation",
-            ("radius", "dim"),
-            "scale",
-            lambda s: make_problem(
-                "rotation", angle=1.0, scale=s.radius, dim=max(2, s.dim - s.dim % 2), batch=1
-            ),
-        ),
-        ProblemSpec(
-            "affine",
-            ("radius", "dim"),
-            "‖A‖₂",
-            lambda s: make_problem("affine", contraction=s.radius, dim=s.dim, batch=1, seed=s.seed),
-        ),
-        ProblemSpec(
-            "geometric",
-            ("radius", "dim"),
-            "rate",
-            lambda s: make_problem("geometric", rate=s.radius, dim=s.dim, batch=1),
-        ),
-        ProblemSpec("cosine", ("dim",), "—", lambda s: make_problem("cosine", dim=s.dim, batch=1)),
-        ProblemSpec(
-            "conv",
-            ("radius", "dim"),
-            "weight ×0.05",
-            lambda s: make_problem(
-                "conv",
-                channels=8,
-                hidden=16,
-                size=_conv_side(s.dim),
-                batch=1,
-                weight_std=0.05 * s.radius,
-                seed=s.seed,
-            ),
-        ),
-    )
-}
-"""The teaching problems offered by the explorer, by name."""
-
-
-@dataclass(frozen=True)
-class ExplorerStatus:
-    """A one-line status for people: a level from :data:`LEVELS` and the text."""
-
-    level: str = "info"
-    text: str = ""
-
-
-@dataclass(frozen=True)
-class PlotTrace:
-    """One line of a plot, as plain data (no plotting library involved).
-
-    Attributes
-    ----------
-    name:
-        Legend / hover name.
-    x, y:
-        Coordinates; non-finite ``y`` values are ``None`` (a gap in the line).
-    role:
-        ``"current"``, ``"previous"`` (faded history), ``"time"``, ``"nfe"``, ``"forward"``
-        or ``"unconverged"`` (the crossover panel's lines and its marks of runs that stopped
-        before the tolerance).
-    method:
-        ``"anderson"`` or ``"forward"``.
-    color, opacity, dash, width, mode, showlegend, symbol, size:
-        Styling (``symbol`` and ``size`` of the markers).
-    yaxis:
-        ``"y"`` or ``"y2"`` (the crossover panel's right axis).
-    key:
-        Changes whenever ``x`` or ``y`` change; a drawing layer may skip the data of traces
-        whose key it has already drawn.
-    """
-
-    name: str
-    x: tuple[float, ...]
-    y: tuple[float | None, ...]
-    role: str
-    method: str
-    color: str
-    opacity: float = 1.0
-    dash: str = "solid"
-    width: float = 2.0
-    mode: str = "lines+markers"
-    showlegend: bool = True
-    yaxis: str = "y"
-    key: tuple[Any, ...] = ()
-    symbol: str = "circle"
-    size: float = 4.0
-
-
-@dataclass(frozen=True)
-class PlotData:
-    """Everything the residual panel shows: traces, the tolerance line and a title."""
-
-    traces: tuple[PlotTrace, ...]
-    tol: float
-    title: str
-
-
-@dataclass
-class RunRecord:
-    """One solve as the explorer keeps it: settings label, residual curve, outcome."""
-
-    run_id: int
-    method: str
-    label: str
-    x: list[int] = field(default_factory=list)
-    y: list[float] = field(default_factory=list)
-    finished: bool = False
-    result: SolverResult | None = None
-    wall_time: float = math.nan
-    slot: int = -1
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    """One point of the crossover sweep: Anderson with window ``m``.
-
-    ``m`` is None for the forward-iteration reference run.
-    """
-
-    m: int | None
-    wall_time: float
-    nfe: int
-    status: str
-
-
-def _plain(value: float) -> float | None:
-    return value if math.isfinite(value) else None
-
-
-def _keep(record: RunRecord) -> bool:
-    """Whether a finished run belongs in the history (stopped, partial runs do not)."""
-    result = record.result
-    return result is not None and "stopped" not in result.status_names
-
-
-PLOT_POINTS = 250
-"""Most points drawn per residual line: a 1,000-step run sends every 5th step (and the last),
-so that live redraws stay small and the browser stays free to deliver a Stop click."""
-
-
-def decimate(
-    xs: Sequence[float], ys: Sequence[float], most: int = PLOT_POINTS
-) -> tuple[list[float], list[float]]:
-    """Every k-th point of a line, first and last kept, at most about ``most`` points.
-
-    Examples
-    --------
-    >>> xs = list(range(1001))
-    >>> small_x, small_y = decimate(xs, [float(x) for x in xs], most=250)
-    >>> len(small_x), small_x[:3], small_x[-1], small_y[-1]
-    (201, [0, 5, 10], 1000, 1000.0)
-    >>> decimate([0, 1], [1.0, 0.5])
-    ([0, 1], [1.0, 0.5])
-    """
-    n = len(xs)
-    if n <= most:
-        return list(xs), list(ys)
-    step = -(-(n - 1) // (most - 1))
-    keep = list(range(0, n, step))
-    if keep[-1] != n - 1:
-        keep.append(n - 1)
-    return [xs[i] for i in keep], [ys[i] for i in keep]
-
-
-def _curve(residuals: torch.Tensor) -> list[float]:
-    """``(n + 1, B)`` residual trace to one value per step: the batch's worst sample."""
-    if residuals.shape[1] == 1:
-        return residuals[:, 0].tolist()
-    return residuals.max(dim=1).values.tolist()
 
 
 class ExplorerController(WorkerController):
@@ -645,7 +424,7 @@ class ExplorerController(WorkerController):
         records = []
         with self._lock:
             for record in self.current:
-                if _keep(record) and self.history.maxlen:
+                if keep_in_history(record) and self.history.maxlen:
                     record.slot = self._archived % self.history.maxlen
                     self._archived += 1
                     self.history.append(record)
@@ -700,7 +479,7 @@ class ExplorerController(WorkerController):
             start = time.perf_counter()
             result = solver.run(problem.f, problem.z0, callback=callback)
             elapsed = time.perf_counter() - start
-        curve = _curve(result.rel_residuals)
+        curve = curve_values(result.rel_residuals)
         with self._lock:
             record.x = list(range(len(curve)))
             record.y = curve
@@ -862,7 +641,7 @@ class ExplorerController(WorkerController):
                 PlotTrace(
                     name=f"previous: {record.label}",
                     x=tuple(xs),
-                    y=tuple(_plain(v) for v in ys),
+                    y=tuple(plain_float(v) for v in ys),
                     role="previous",
                     method=record.method,
                     color=COLORS.get(record.method, "#555555"),
@@ -878,7 +657,7 @@ class ExplorerController(WorkerController):
                 PlotTrace(
                     name=record.label,
                     x=tuple(xs),
-                    y=tuple(_plain(v) for v in ys),
+                    y=tuple(plain_float(v) for v in ys),
                     role="current",
                     method=record.method,
                     color=COLORS.get(record.method, "#555555"),
