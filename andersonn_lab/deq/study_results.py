@@ -104,7 +104,22 @@ class SolverComparison:
         return solve_table(self.anderson, self.forward, self.ratios, pretty=pretty)
 
 
-class TaskStudy(Mapping[str, Any]):
+class _ReadOnlyData(Mapping[str, Any]):
+    """A read-only mapping over ``self._data`` (the JSON-ready dict a study has always been)."""
+
+    _data: dict[str, Any]
+
+    def __getitem__(self, key: str) -> Any:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class TaskStudy(_ReadOnlyData):
     """The study of one task: a read-only mapping over its JSON-ready dict, plus the models.
 
     The keys are those :func:`~andersonn_lab.deq.study_measure.study_task` has always
@@ -134,15 +149,6 @@ class TaskStudy(Mapping[str, Any]):
     ) -> None:
         self._data = dict(data)
         self.models: dict[str, DEQClassifier] = dict(models or {})
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
 
     def __repr__(self) -> str:
         return f"TaskStudy({self._data.get('task')!r}, keys={list(self._data)})"
@@ -190,7 +196,7 @@ class TaskStudy(Mapping[str, Any]):
         return dict(self._data)
 
 
-class StudyResult(Mapping[str, Any]):
+class StudyResult(_ReadOnlyData):
     """The whole study: a read-only mapping over the dict ``run_study`` has always returned
     (``config``, ``device``, ``tasks``, ``skipped``, ``seconds``, ``json``, ``png``), whose
     ``tasks`` are :class:`TaskStudy` objects.
@@ -214,15 +220,6 @@ class StudyResult(Mapping[str, Any]):
             task if isinstance(task, TaskStudy) else TaskStudy(task)
             for task in self._data.get("tasks", [])
         ]
-
-    def __getitem__(self, key: str) -> Any:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
 
     def __repr__(self) -> str:
         names = [task.task for task in self.tasks]
