@@ -34,7 +34,6 @@ Examples
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from collections.abc import Sequence
@@ -42,6 +41,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+
+from .holdout import AccuracySummary, write_results
 
 __all__ = [
     "BASELINES",
@@ -58,7 +59,7 @@ BASELINES: tuple[str, ...] = ("logistic-images", "forest-descriptors")
 
 
 @dataclass
-class BaselineResult:
+class BaselineResult(AccuracySummary):
     """Test accuracies of one baseline on one task, one per split seed."""
 
     task: str
@@ -68,16 +69,6 @@ class BaselineResult:
     accuracies: list[float] = field(default_factory=list)
     n_test: list[int] = field(default_factory=list)
     seconds: float = 0.0
-
-    @property
-    def mean(self) -> float:
-        """Mean test accuracy over the splits."""
-        return statistics.fmean(self.accuracies)
-
-    @property
-    def std(self) -> float:
-        """Sample standard deviation of the test accuracies (0 for one split)."""
-        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary with every split's score."""
@@ -382,7 +373,6 @@ def add_baseline_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_baselines_command(args: argparse.Namespace) -> int:
     """``andersonn-lab bench baselines``: score the baselines, print the table, write JSON."""
-    from .holdout import write_results
     from .recipe import RECIPES
 
     try:

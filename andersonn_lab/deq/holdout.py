@@ -72,8 +72,25 @@ class SplitScore:
     train_seconds: float
 
 
+class AccuracySummary:
+    """Mean and spread of ``self.accuracies``, one test accuracy per split (shared by the
+    DEQ's :class:`HoldoutResult` and the baselines' results)."""
+
+    accuracies: list[float]
+
+    @property
+    def mean(self) -> float:
+        """Mean test accuracy over the splits."""
+        return statistics.fmean(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation of the test accuracies (0 for one split)."""
+        return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
+
+
 @dataclass
-class HoldoutResult:
+class HoldoutResult(AccuracySummary):
     """Scores of one recipe over several splits, with their summary."""
 
     task: str
@@ -84,16 +101,6 @@ class HoldoutResult:
     @property
     def accuracies(self) -> list[float]:
         return [s.accuracy for s in self.scores]
-
-    @property
-    def mean(self) -> float:
-        """Mean test accuracy over the splits."""
-        return statistics.fmean(self.accuracies)
-
-    @property
-    def std(self) -> float:
-        """Sample standard deviation of the test accuracies (0 for one split)."""
-        return statistics.stdev(self.accuracies) if len(self.scores) > 1 else 0.0
 
     def often_wrong(self, at_least: int = 2) -> dict[str, int]:
         """Structures misclassified in at least ``at_least`` splits: ``{id: splits}``."""
