@@ -3,7 +3,9 @@
 import pytest
 
 from andersonn_lab.structures.elements import (
+    COMPOSITION_PROPERTIES,
     MAX_Z,
+    composition_statistics,
     electronegativity,
     group,
     period,
@@ -83,3 +85,30 @@ def test_bad_atomic_numbers(z):
         period(z)
     with pytest.raises((ValueError, TypeError)):
         valence_electrons(z)
+
+
+def test_composition_statistics_of_quartz_by_hand():
+    # SiO2: one Si (1.90, group 14, period 3, 4 valence, r 1.11 A) and two O (3.44, 16, 2, 6, 0.66)
+    stats = composition_statistics([14, 8, 8])
+    assert stats["mean_electronegativity"] == pytest.approx((1.90 + 2 * 3.44) / 3)
+    assert (stats["min_electronegativity"], stats["max_electronegativity"]) == (1.90, 3.44)
+    assert stats["range_electronegativity"] == pytest.approx(1.54)
+    assert stats["mean_group"] == pytest.approx((14 + 2 * 16) / 3)
+    assert stats["mean_valence_electrons"] == pytest.approx((4 + 2 * 6) / 3)
+    assert stats["range_period"] == 1.0
+    assert stats["mean_covalent_radius"] == pytest.approx((1.11 + 2 * 0.66) / 3)
+    assert stats["mean_atomic_number"] == pytest.approx(10.0)
+    assert stats["n_elements"] == 2.0
+    assert list(stats) == [
+        f"{s}_{p}" for p in COMPOSITION_PROPERTIES for s in ("mean", "min", "max", "range")
+    ] + ["n_elements"]
+
+
+def test_composition_statistics_leave_out_elements_without_a_value():
+    # argon has no Pauling electronegativity: KCl's values, weighted over K and Cl only
+    with_argon = composition_statistics([19, 17, 18, 18])
+    assert with_argon["mean_electronegativity"] == pytest.approx((0.82 + 3.16) / 2)
+    assert with_argon["mean_group"] == pytest.approx((1 + 17 + 2 * 18) / 4)  # argon counts here
+    assert composition_statistics([18])["mean_electronegativity"] == 0.0
+    with pytest.raises(ValueError, match="at least one atom"):
+        composition_statistics([])

@@ -370,3 +370,25 @@ def test_pixel_atoms_match_image(encoding):
                 assert img[0, row, col] == pytest.approx(g.nodes[b]["atomic_number"] / 118)
     with pytest.raises(ValueError):
         pixel_atoms(g, size, 0, size=size)
+
+
+def test_composition_image_is_electrons_plus_whole_structure_scalars():
+    from andersonn_lab.structures.images import COMPOSITION_GLOBAL_SCALES, GLOBAL_CHANNELS
+
+    g = from_atoms(bulk("NaCl", "rocksalt", a=5.64))
+    img = _image(g, "composition", 4)
+    n_global = GLOBAL_CHANNELS["composition"]
+    assert len(CHANNELS["composition"]) == 7 + n_global == img.shape[0]
+    np.testing.assert_array_equal(img[:7], _image(g, "electrons", 4))
+    scaled = dict(zip(COMPOSITION_GLOBAL_SCALES, img[7:, 0, 0], strict=True))
+    # Na 0.93, Cl 3.16 (Pauling); groups 1 and 17; two elements
+    assert scaled["mean_electronegativity"] * 4 == pytest.approx((0.93 + 3.16) / 2, abs=1e-6)
+    assert scaled["range_electronegativity"] * 4 == pytest.approx(2.23, abs=1e-6)
+    assert scaled["max_group"] * 18 == pytest.approx(17, abs=1e-5)
+    assert scaled["n_elements"] * 5 == pytest.approx(2, abs=1e-6)
+    # the same numbers on the diagonal of each atom row, nothing off the diagonal
+    n = g.number_of_nodes()
+    np.testing.assert_array_equal(img[7:, 1, 1], img[7:, 0, 0])
+    off = img[7:].copy()
+    off[:, np.arange(n), np.arange(n)] = 0
+    assert not off.any()

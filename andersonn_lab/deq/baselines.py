@@ -139,51 +139,12 @@ def _mof_descriptors(entries: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
     return np.asarray(rows, dtype=float), names
 
 
-_PROPERTIES = ("electronegativity", "group", "period", "valence_electrons", "covalent_radius", "Z")
-
-
-def _element_properties(z: int) -> list[float]:
-    from ase.data import covalent_radii
-
-    from andersonn_lab.structures.elements import (
-        electronegativity,
-        group,
-        period,
-        valence_electrons,
-    )
-
-    chi = electronegativity(z)
-    return [
-        np.nan if chi is None else chi,
-        group(z),
-        period(z),
-        valence_electrons(z),
-        float(covalent_radii[z]),
-        float(z),
-    ]
-
-
 def _crystal_descriptors(entries: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
-    names = [f"{stat}_{p}" for p in _PROPERTIES for stat in ("mean", "min", "max", "range")]
-    names.append("n_elements")
-    rows = []
-    for entry in entries:
-        numbers = np.asarray(entry.structure.numbers)
-        elements, counts = np.unique(numbers, return_counts=True)
-        weights = counts / counts.sum()
-        table = np.array([_element_properties(int(z)) for z in elements])  # (elements, props)
-        row: list[float] = []
-        for k in range(len(_PROPERTIES)):
-            values = table[:, k]
-            row += [
-                float(np.nansum(weights * values)),
-                float(np.nanmin(values)),
-                float(np.nanmax(values)),
-                float(np.nanmax(values) - np.nanmin(values)),
-            ]
-        row.append(float(len(elements)))
-        rows.append(row)
-    return np.asarray(rows, dtype=float), names
+    from andersonn_lab.structures.elements import composition_statistics
+
+    table = [composition_statistics(entry.structure.numbers) for entry in entries]
+    names = list(table[0]) if table else []
+    return np.asarray([[row[name] for name in names] for row in table], dtype=float), names
 
 
 def descriptors(task: str, entries: Sequence[Any]) -> tuple[np.ndarray, list[str]]:

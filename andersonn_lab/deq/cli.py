@@ -45,6 +45,7 @@ ENCODINGS = (
     "neighbors",
     "elements",
     "electrons",
+    "composition",
     "charges",
     "framework",
     "framework_atoms",

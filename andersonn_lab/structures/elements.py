@@ -23,7 +23,17 @@ Examples
 
 from __future__ import annotations
 
-__all__ = ["electronegativity", "group", "period", "valence_electrons"]
+import math
+from collections.abc import Iterable
+
+__all__ = [
+    "COMPOSITION_PROPERTIES",
+    "composition_statistics",
+    "electronegativity",
+    "group",
+    "period",
+    "valence_electrons",
+]
 
 # Index z - 1; None where the element has no Pauling value.
 _PAULING: tuple[float | None, ...] = (
@@ -124,3 +134,63 @@ def valence_electrons(z: int) -> int:
         return 2
     g = group(z)
     return g if g <= 12 else g - 10
+
+
+COMPOSITION_PROPERTIES: tuple[str, ...] = (
+    "electronegativity",
+    "group",
+    "period",
+    "valence_electrons",
+    "covalent_radius",
+    "atomic_number",
+)
+"""Element properties summarised by :func:`composition_statistics`."""
+
+
+def _element_property(name: str, z: int) -> float:
+    if name == "electronegativity":
+        chi = electronegativity(z)
+        return math.nan if chi is None else chi
+    if name == "covalent_radius":
+        from ase.data import covalent_radii
+
+        return float(covalent_radii[z])
+    if name == "atomic_number":
+        return float(_check(z))
+    by_number = {"group": group, "period": period, "valence_electrons": valence_electrons}
+    return float(by_number[name](z))
+
+
+def composition_statistics(numbers: Iterable[int]) -> dict[str, float]:
+    """Composition statistics of a set of atoms, in the spirit of Magpie (Ward et al. 2016).
+
+    For each property of :data:`COMPOSITION_PROPERTIES` (covalent radii from ASE, in A): the
+    atom-fraction-weighted mean and the minimum, maximum and range over the elements present
+    (elements without a value, such as noble gases' electronegativity, are left out), and the
+    number of distinct elements. Only the composition is used, never the structure.
+
+    Examples
+    --------
+    >>> stats = composition_statistics([11, 17])  # NaCl
+    >>> round(stats["mean_electronegativity"], 3), stats["range_electronegativity"]
+    (2.045, 2.23)
+    >>> stats["n_elements"], len(stats)
+    (2.0, 25)
+    """
+    counts: dict[int, int] = {}
+    for z in numbers:
+        counts[int(z)] = counts.get(int(z), 0) + 1
+    if not counts:
+        raise ValueError("composition_statistics needs at least one atom")
+    stats: dict[str, float] = {}
+    for name in COMPOSITION_PROPERTIES:
+        known = {z: v for z in counts if not math.isnan(v := _element_property(name, z))}
+        if not known:
+            stats.update({f"{s}_{name}": 0.0 for s in ("mean", "min", "max", "range")})
+            continue
+        weight = sum(counts[z] for z in known)
+        low, high = min(known.values()), max(known.values())
+        stats[f"mean_{name}"] = sum(counts[z] * v for z, v in known.items()) / weight
+        stats[f"min_{name}"], stats[f"max_{name}"], stats[f"range_{name}"] = low, high, high - low
+    stats["n_elements"] = float(len(counts))
+    return stats

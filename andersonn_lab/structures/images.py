@@ -17,7 +17,14 @@ import torch
 
 from andersonn_lab._warnings import warn
 
-from .elements import electronegativity, group, period, valence_electrons
+from .elements import (
+    COMPOSITION_PROPERTIES,
+    composition_statistics,
+    electronegativity,
+    group,
+    period,
+    valence_electrons,
+)
 from .errors import ImageOverflowWarning, StructureError
 from .graph import (
     BondInstance,
@@ -39,7 +46,14 @@ __all__ = [
 ]
 
 Encoding = Literal[
-    "adjacency", "neighbors", "elements", "electrons", "charges", "framework", "framework_atoms"
+    "adjacency",
+    "neighbors",
+    "elements",
+    "electrons",
+    "composition",
+    "charges",
+    "framework",
+    "framework_atoms",
 ]
 Overflow = Literal["crop", "error"]
 
@@ -101,11 +115,34 @@ NONBONDED_SCALE = 5.0
 SHELL_DENSITY_SCALE = 0.1
 """Atoms per Å³ per unit of the ``shell_*`` channels."""
 
+_PROPERTY_SCALES = {
+    "electronegativity": 4.0,
+    "group": 18.0,
+    "period": 7.0,
+    "valence_electrons": 12.0,
+    "covalent_radius": 2.5,
+    "atomic_number": 118.0,
+}
+COMPOSITION_GLOBAL_SCALES: dict[str, float] = {
+    f"{stat}_{name}": _PROPERTY_SCALES[name]
+    for name in COMPOSITION_PROPERTIES
+    for stat in ("mean", "min", "max", "range")
+}
+COMPOSITION_GLOBAL_SCALES["n_elements"] = 5.0
+"""Whole-structure scalars of the ``"composition"`` encoding (names of
+:func:`~andersonn_lab.structures.elements.composition_statistics`) and the unit each is
+divided by (Pauling units, group, period, electrons, A, atomic number, elements)."""
+
 CHANNELS: dict[str, tuple[str, ...]] = {
     "adjacency": ("atomic_number", "bond_order", "distance"),
     "neighbors": ("atomic_number", "distance", "bond_order"),
     "elements": _ELEMENTS,
     "electrons": (*_ELEMENTS, "odd_electrons"),
+    "composition": (
+        *_ELEMENTS,
+        "odd_electrons",
+        *(f"global_{name}" for name in COMPOSITION_GLOBAL_SCALES),
+    ),
     "charges": (
         "atomic_number",
         "bond_order",
@@ -122,6 +159,7 @@ CHANNELS["framework_atoms"] = CHANNELS["framework"]
 GLOBAL_CHANNELS: dict[str, int] = {name: 0 for name in CHANNELS}
 GLOBAL_CHANNELS["framework"] = GLOBAL_CHANNELS["framework_atoms"] = len(FRAMEWORK_GLOBAL_SCALES)
 GLOBAL_CHANNELS["charges"] = 1
+GLOBAL_CHANNELS["composition"] = len(COMPOSITION_GLOBAL_SCALES)
 """Number of trailing channels of each encoding that hold one number per structure (on the
 diagonal of every atom row): the ``global_channels`` of
 :class:`~andersonn_lab.deq.classifier.DEQClassifier`."""
@@ -131,6 +169,7 @@ LAYOUTS: dict[str, str] = {
     "neighbors": "neighbors",
     "elements": "adjacency",
     "electrons": "adjacency",
+    "composition": "adjacency",
     "charges": "adjacency",
     "framework": "adjacency",
     "framework_atoms": "adjacency",
@@ -255,6 +294,15 @@ def node_neighbor_image(
        5 + 2 x 6 = 17, metallic; 2H-MoS2: 18, a semiconductor); a molecule with an odd count
        is a radical. All atoms of the graph count, also those cropped from the image.
 
+    ``encoding="composition"`` (32 channels): the seven ``"electrons"`` channels, then the 25
+    composition statistics of
+    :func:`~andersonn_lab.structures.elements.composition_statistics` (mean, minimum,
+    maximum and range of electronegativity, group, period, valence electrons, covalent radius
+    and atomic number over the whole structure's atoms, and its number of elements), each
+    divided by :data:`COMPOSITION_GLOBAL_SCALES` and written on the diagonal of every atom
+    row: whole-structure scalars (the last :data:`GLOBAL_CHANNELS` ``["composition"]``
+    channels), the descriptors of the crystals' random-forest baseline.
+
     ``encoding="charges"`` (molecules with a 3-D conformer and force-field charges, see
     :func:`~andersonn_lab.structures.charges.annotate_charges`): the three ``"adjacency"``
     channels, whose distance channel then holds real bond lengths, and three diagonal
@@ -352,11 +400,13 @@ def node_neighbor_image(
     img = np.zeros((len(CHANNELS[encoding]), size, size), dtype=np.float32)
     if LAYOUTS[encoding] == "adjacency":
         _fill_adjacency(img, rows, z, inst)
-        if encoding in ("elements", "electrons"):
+        if encoding in ("elements", "electrons", "composition"):
             _fill_elements(img[3:6], img[1], z[rows])
-        if encoding == "electrons":
+        if encoding in ("electrons", "composition"):
             diag = np.arange(len(rows))
             img[6, diag, diag] = _odd_electrons(graph)
+        if encoding == "composition":
+            _fill_composition(img[7:], graph)
         if encoding == "charges":
             _fill_charges(img[3:6], graph, order)
     else:
@@ -525,6 +575,19 @@ def _fill_charges(img: np.ndarray, graph: nx.Graph, order: list[Any]) -> None:
     img[0, diag, diag] = charge
     img[1, diag, diag] = share / DIPOLE_SHARE_SCALE
     img[2, diag, diag] = float(graph.graph.get("dipole_debye", share.sum())) / GLOBAL_DIPOLE_SCALE
+
+
+def _fill_composition(img: np.ndarray, graph: nx.Graph) -> None:
+    """The ``"composition"`` scalars on the diagonal of every row that holds an atom."""
+    numbers = []
+    for _, data in graph.nodes(data=True):
+        numbers.append(node_atomic_number(data))
+        numbers += [1] * int(data.get("num_hs") or 0)
+    stats = composition_statistics(numbers)
+    n = min(graph.number_of_nodes(), img.shape[1])
+    diag = np.arange(n)
+    for channel, (name, scale) in enumerate(COMPOSITION_GLOBAL_SCALES.items()):
+        img[channel, diag, diag] = stats[name] / scale
 
 
 def _odd_electrons(graph: nx.Graph) -> float:
