@@ -41,6 +41,10 @@ LEVEL_STYLE = {
 }
 """Colour and symbol of each status level."""
 
+FIRST_RUN_WAIT = 0.5
+"""Seconds a threaded explorer's constructor waits for its first solve; a longer solve goes
+on in the worker thread after the explorer is displayed (drawn live, and Stop ends it)."""
+
 SLIDER_STYLE = {"description_width": "90px"}
 SLIDER_LAYOUT = w.Layout(width="330px")
 
@@ -114,8 +118,10 @@ class ConvergenceExplorer:
         Solve in a worker thread (the kernel stays responsive; Stop works). False solves in
         the observer itself, which is deterministic (tests, notebook exports).
     auto_run:
-        Re-solve on every control change, and solve once now, before the constructor
-        returns (so the first curve is there when the explorer is displayed).
+        Re-solve on every control change, and solve once now. Unthreaded, that solve ends
+        before the constructor returns; threaded, the constructor waits for it at most
+        :data:`FIRST_RUN_WAIT` seconds (a short solve's curve is there when the explorer is
+        displayed; a long one goes on live in the worker, and Stop ends it).
     spectrum_panel:
         Show the eigenvalues of the Jacobian at the fixed point
         (:class:`~andersonn_lab.widgets.explorer_spectrum.SpectrumPanel`) beside the residual
@@ -174,7 +180,13 @@ class ConvergenceExplorer:
         self.controller.add_listener(self._on_event)
         self._update_enabled()
         if auto_run:
-            self.controller.run(block=True)
+            # Threaded, the first solve runs in the worker too: a long one (d = 2000, 1000
+            # steps) in the constructor would hold the cell, so the page would show nothing
+            # of it and a Stop click would wait in the kernel's queue until it ended. A
+            # short one is waited for, so that its curve is there when the explorer shows.
+            self.controller.run(block=not threaded)
+            if threaded:
+                self.controller.join(FIRST_RUN_WAIT)
         self.redraw()
 
     # ------------------------------------------------------------------ building
@@ -261,7 +273,7 @@ class ConvergenceExplorer:
         self.stop_button.on_click(lambda _: self.controller.stop())
         self.sweep_button.on_click(lambda _: self.controller.sweep(block=not self.threaded))
         self.clear_button.on_click(lambda _: self._clear())
-        self.status = w.HTML(layout=w.Layout(width="100%"))
+        self.status = w.HTML(layout=w.Layout(width="auto"))
 
     def _build_figures(self) -> None:
         margin = {"l": 60, "r": 20, "t": 40, "b": 45}
