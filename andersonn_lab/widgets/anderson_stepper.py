@@ -69,7 +69,7 @@ class AndersonStepper:
         self.scale = w.FloatSlider(
             value=c.scale, min=0.5, max=1.2, step=0.01, description="scale s", style=style
         )
-        self.status = w.HTML(layout=w.Layout(width="100%"))
+        self.status = w.HTML(layout=w.Layout(width="auto"))
         self.prev_button.on_click(lambda _: self.controller.previous())
         self.next_button.on_click(lambda _: self.controller.next())
         for name, control in (("m", self.m), ("beta", self.beta), ("scale", self.scale)):

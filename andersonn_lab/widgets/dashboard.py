@@ -158,7 +158,7 @@ class TrainingDashboard:
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="danger")
         self.run_button.on_click(lambda _: self.run(block=not self.threaded))
         self.stop_button.on_click(lambda _: self.stop())
-        self.status = w.HTML(layout=w.Layout(width="100%"))
+        self.status = w.HTML(layout=w.Layout(width="auto"))
         self.table = w.HTML()
         self.figs: dict[str, go.FigureWidget] = {}
         for name, (title, ylabel, ytype) in PANELS.items():
