@@ -246,10 +246,13 @@ def test_selection_updates_figures_and_viewers_in_place_and_reuses_the_detail(
     figures = [inspector.prob_fig, inspector.residual_fig, inspector.attribution_fig]
     traces = [fig.data for fig in figures]
     viewers = dict(inspector.viewer_widgets)
+    viewer_traces = {name: viewer.fig.data for name, viewer in viewers.items()}
     first, second = ctrl.cell_ids[:2]
     inspector.structures.value = second
     assert [fig.data for fig in figures] == traces  # the same trace objects, updated
     assert inspector.viewer_widgets == viewers  # the same viewer widgets, new structure
+    for name, viewer in viewers.items():  # molecules all: the viewers' traces are kept too
+        assert viewer.fig.data == viewer_traces[name], name
     image = inspector.viewer_widgets["image"]
     assert image.controller.graph is task.graph(task.ids.index(second))
     solves = []

@@ -35,6 +35,12 @@ from torch.utils.data import Dataset
 from ._throttle import Throttle
 from .dashboard_controller import DashboardController, RunRecord, TraceData
 
+
+def wrap() -> w.Layout:
+    """Layout of a row of panels that wraps onto the next line where the output is narrow."""
+    return w.Layout(flex_flow="row wrap", align_items="flex-start")
+
+
 __all__ = ["TrainingDashboard"]
 
 LEVEL_STYLE = {
@@ -182,8 +188,8 @@ class TrainingDashboard:
             [
                 w.HBox([self.run_button, self.stop_button]),
                 self.status,
-                w.HBox([self.loss_fig, self.accuracy_fig]),
-                w.HBox([self.iterations_fig, self.time_fig]),
+                w.HBox([self.loss_fig, self.accuracy_fig], layout=wrap()),
+                w.HBox([self.iterations_fig, self.time_fig], layout=wrap()),
                 self.table,
             ]
         )

@@ -33,6 +33,12 @@ from .explorer_controller import (
 )
 from .explorer_spectrum import SpectrumPanel
 
+
+def wrap() -> w.Layout:
+    """Layout of a row of panels that wraps onto the next line where the output is narrow."""
+    return w.Layout(flex_flow="row wrap", align_items="flex-start")
+
+
 LEVEL_STYLE = {
     "info": ("#2e7d32", "✓"),
     "running": ("#1565c0", "…"),
@@ -328,16 +334,16 @@ class ConvergenceExplorer:
         buttons = w.HBox([self.run_button, self.stop_button, self.sweep_button, self.clear_button])
         self.widget = w.VBox(
             [
-                w.HBox([solver_box, problem_box]),
+                w.HBox([solver_box, problem_box], layout=wrap()),
                 buttons,
                 self.status,
-                w.HBox([self.fig, self.crossover_fig]),
+                w.HBox([self.fig, self.crossover_fig], layout=wrap()),
             ]
         )
         if self.eigen is not None:
             self.widget.children = (
                 *self.widget.children[:-1],
-                w.HBox([self.fig, self.eigen.widget]),
+                w.HBox([self.fig, self.eigen.widget], layout=wrap()),
                 self.crossover_fig,
             )
 
