@@ -250,7 +250,8 @@ def test_selection_updates_figures_and_viewers_in_place_and_reuses_the_detail(
     first, second = ctrl.cell_ids[:2]
     inspector.structures.value = second
     # the same trace objects, updated
-    assert all(a is b for fig, old in zip(figures, traces) for a, b in zip(fig.data, old))
+    for fig, old in zip(figures, traces, strict=True):
+        assert all(a is b for a, b in zip(fig.data, old, strict=True))
     assert inspector.viewer_widgets == viewers  # the same viewer widgets, new structure
     for name, viewer in viewers.items():  # molecules all: the viewers' traces are kept too
         assert all(a is b for a, b in zip(viewer.fig.data, viewer_traces[name], strict=True))
