@@ -234,9 +234,7 @@ def test_widget_click_select_and_viewers(task):
     assert "Mann–Whitney" in inspector.summary_html.value
 
 
-def test_selection_updates_figures_and_viewers_in_place_and_reuses_the_detail(
-    task, monkeypatch
-):
+def test_selection_updates_figures_and_viewers_in_place_and_reuses_the_detail(task, monkeypatch):
     inspector = MisclassificationInspector(_model(), task)
     ctrl = inspector.controller
     t, p = int(ctrl.labels[0]), int(ctrl.predicted[0])
