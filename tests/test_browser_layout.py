@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -309,7 +310,7 @@ def _output(page: Any, name: str) -> Any:
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_every_widget_fits_without_overlaps(page: Any, width: int) -> None:
-    page.set_viewport_size({"width": width, "height": 1400})
+    page.set_viewport_size({"width": width, "height": 2600})  # tall: whole widgets in view
     page.wait_for_timeout(3000)  # JupyterLab and plotly settle after a resize
     outputs = page.evaluate(BOXES_JS)
     shot = _screenshot(page, f"layout-{width}.png")
@@ -376,6 +377,14 @@ def test_explorer_stop_ends_a_long_run_at_once(page: Any) -> None:
         ],
     )
     _screenshot(page, "explorer-stopped.png", out)
+    # the spectrum of J (d = 2000, in a thread of the kernel) is left to finish, so that it
+    # does not slow down the tests after this one
+    page.wait_for_function(
+        "el => [...el.querySelectorAll('.widget-html')]"
+        ".some(h => /ρ\\(J\\) = |spectrum failed/.test(h.textContent))",
+        arg=out.element_handle(),
+        timeout=180_000,
+    )
     _record("explorer_page_response_ms", [round(ms, 1) for ms in response])
     _record("explorer_stop_s", None if result["ms"] is None else round(result["ms"] / 1000, 3))
     assert result["ms"] is not None, f"the status never said the run ended: {result['text']}"
@@ -396,15 +405,15 @@ def test_inspector_shows_a_chosen_structure_quickly(page: Any) -> None:
     # the fullest cell of the confusion matrix, chosen in the cell list
     options = cells.locator("option").all_inner_texts()
     fullest = max(options, key=lambda o: int(o.rsplit("(", 1)[1].rstrip(")")))
+    start = time.perf_counter()
     cells.select_option(label=fullest)
-    page.wait_for_function(
-        "el => el.querySelectorAll('option').length >= 4", arg=listbox, timeout=60_000
-    )
     page.wait_for_function(
         "el => /^molecule-\\d+:/.test(el.querySelector('.gtitle')?.textContent || '')",
         arg=plot,
         timeout=60_000,
     )
+    _record("inspector_first_cell_s", round(time.perf_counter() - start, 3))
+    page.wait_for_timeout(3000)  # the viewers built for the first structure draw
     ids = structures.locator("option").all_inner_texts()
     times = []
     for entry_id in [*ids[1:4], ids[1]]:  # three new structures, then one seen before
@@ -428,7 +437,10 @@ def test_inspector_shows_a_chosen_structure_quickly(page: Any) -> None:
         )
         times.append(None if result is None else round(result / 1000, 3))
         page.wait_for_timeout(500)  # let the viewers finish drawing
+    page.set_viewport_size({"width": WIDTHS[0], "height": 2600})  # all of it in the picture
+    page.wait_for_timeout(1500)
     _screenshot(page, "inspector.png", out)
+    page.set_viewport_size({"width": WIDTHS[0], "height": 1400})
     _record("inspector_select_s", times)
     assert all(t is not None for t in times), times
     assert max(times) < SELECT_LIMIT_S, times

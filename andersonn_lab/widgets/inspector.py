@@ -199,16 +199,16 @@ class MisclassificationInspector:
             description="cell",
             options=self._cell_options(),
             value=None,
-            style={"description_width": "70px"},
-            layout=w.Layout(width="300px"),
+            style={"description_width": "80px"},
+            layout=w.Layout(width="390px"),
         )
         self.cells.observe(self._on_cell, "value")
         self.structures = w.Select(
             options=[],
             rows=8,
             description="structures",
-            style={"description_width": "70px"},
-            layout=w.Layout(width="300px"),
+            style={"description_width": "80px"},
+            layout=w.Layout(width="390px"),
         )
         self.structures.observe(self._on_structure, "value")
         # Every panel's traces are made once; a structure is drawn by updating them in place.
@@ -268,7 +268,7 @@ class MisclassificationInspector:
                         self.confusion_fig,
                         w.VBox(
                             [self.cells, self.structures],
-                            layout=w.Layout(flex="0 0 auto", width="310px"),
+                            layout=w.Layout(flex="0 0 auto", width="400px"),
                         ),
                         self.summary_html,
                     ],
