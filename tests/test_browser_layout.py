@@ -1,11 +1,23 @@
-"""StructureImageView in a real browser: its figures never overlap or run past the output.
+"""Every widget in a real browser: no overlaps, nothing past the output, and quick answers.
 
-A JupyterLab server runs a two-cell notebook written here (a rock-salt crystal with the
-seven-channel ``electrons`` image, and aspirin with its 2-D depiction); Playwright drives
-Debian's Chromium at 1600 and then 1280 pixels wide and reads the boxes of every plotly
-figure and picture from the DOM. Screenshots go to ``test-artifacts/``.
+A JupyterLab server runs one notebook written here, a cell per widget (StructureImageView of
+a rock-salt crystal and of aspirin, ConvergenceExplorer, AndersonStepper, StructureViewer,
+ImageViewer, TrainingDashboard after a tiny run, MisclassificationInspector of an untrained
+tiny DEQ on ten molecules, and a figure drawn through ``sync_traces``). Playwright drives
+Debian's Chromium and
 
-Without Chromium or Playwright the test is skipped, except in CI, where it fails.
+* at 1600 and 1280 pixels wide reads the boxes of every leaf widget and figure from the DOM:
+  no two overlap and none runs past its output area;
+* clicks Stop during a 1000-step forward run at d = 2000 and times, in the page, the click
+  until the status line says the run stopped (limit 5 s for busy CI machines; about 0.15 s
+  on the 2-core development machine);
+* chooses structures in the inspector and times, in the page, until the probability panel
+  names the new structure (limit 5 s; 0.05 to 0.25 s on the development machine);
+* restyles a lines trace and a markers trace in one batch: the markers stay markers.
+
+Measured times go to ``test-artifacts/browser-timings.json`` (and are printed), screenshots
+to ``test-artifacts/``. Without Chromium or Playwright the tests are skipped, except in CI,
+where they fail.
 """
 
 from __future__ import annotations
@@ -79,9 +91,9 @@ _ = board.run()
 board.widget
 """
 EXPLORER = """\
+# the first solve (1000 steps at d = 2000) goes on in a worker thread after the cell ends
 explorer = aw.ConvergenceExplorer(problem="linear", dim=2000, method="forward", max_iter=1000,
-                                  tol=1e-14, radius=0.999, auto_run=False)
-explorer.controller.problem  # build the 2000-dimensional problem before the run
+                                  tol=1e-14, radius=0.999)
 explorer
 """
 MARKERS = """\
@@ -353,6 +365,12 @@ def test_explorer_stop_ends_a_long_run_at_once(page: Any) -> None:
     run = out.get_by_role("button", name="Run")
     stop = out.get_by_role("button", name="Stop")
     plot = out.locator(".js-plotly-plot").first
+    # the constructor's run went on in the worker after its cell ended, drawn to its end
+    page.wait_for_function(
+        "el => /did not reach tol in 1000 steps/.test(el.textContent)",
+        arg=status.element_handle(),
+        timeout=180_000,
+    )
     run.click()
     page.wait_for_function(
         "el => /solving/.test(el.textContent)", arg=status.element_handle(), timeout=30_000
