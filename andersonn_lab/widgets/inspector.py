@@ -92,12 +92,13 @@ def short_names(names: list[str], most: int = SHORT_NAME) -> list[str]:
     >>> short_names(["molecule one", "molecule two"], most=6)
     ['0 mol…', '1 mol…']
     """
-    cut = [name if len(name) <= most else name[: most - 1].rstrip() + "…" for name in names]
-    if len(set(cut)) < len(cut):
-        cut = [
-            f"{k} {name}" if len(name) <= most else f"{k} {name[: most - 4]}…"
-            for k, name in enumerate(names)
-        ]
+
+    def shorten(name: str, room: int) -> str:
+        return name if len(name) <= room else name[: room - 1].rstrip() + "…"
+
+    cut = [shorten(name, most) for name in names]
+    if len(set(cut)) < len(cut):  # numbered, so that two cut names never look the same
+        cut = [f"{k} " + shorten(name, most - len(f"{k} ")) for k, name in enumerate(names)]
     return cut
 
 
