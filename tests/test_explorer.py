@@ -433,6 +433,16 @@ def test_long_runs_are_drawn_thinned_with_their_last_step():
     assert all(len(trace.y) <= PLOT_POINTS for trace in ex.fig.data)
 
 
+def test_the_predicted_rate_spans_a_thinned_run_to_its_last_iteration():
+    ex = explorer(problem="linear", dim=200, method="forward", tol=1e-20, max_iter=1000)
+    ex.eigen.controller.update(block=True)
+    data = ex.controller.plot_data()
+    [line] = [t for t in data.traces if t.role == "current"]
+    assert len(line.x) < 1000 and line.x[-1] == 1000  # thinned
+    [shape] = ex.eigen.overlay_shapes(data)
+    assert shape["x1"] == 1000
+
+
 def _broken(event: str) -> None:
     if event in ("progress", "sweep"):
         raise RuntimeError("plot backend gone")
