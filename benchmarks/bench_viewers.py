@@ -7,7 +7,10 @@ Cases (each the median of 5 runs, after one warm-up that pays plotly's one-off
   (``from_atoms``, timed separately) → :class:`StructureViewer`, :class:`ImageViewer`
   (32 x 32, cropped) and the linked :class:`StructureImageView`;
 * a drug-like molecule (cetirizine, 26 heavy atoms): SMILES → :class:`StructureViewer`
-  (includes the ETKDG + MMFF 3-D embedding) and graph → :class:`StructureViewer`.
+  (includes the ETKDG + MMFF 3-D embedding) and graph → :class:`StructureViewer`;
+* another structure into viewers already shown (what the misclassification inspector does
+  on each selection): ``StructureViewer.load(graph)`` and ``ImageViewer.set_graph(graph)``
+  switching between the two largest MOFs, which update the drawn traces in place.
 
 Target: graph → figure under 1 s for the 200-atom MOF.
 
@@ -75,6 +78,17 @@ def main() -> dict[str, float]:
     )
     results["cetirizine: SMILES -> StructureImageView"] = median_seconds(
         lambda: StructureImageView(CETIRIZINE)
+    )
+
+    second = sorted(entries, key=lambda e: len(e.structure))[-2]
+    graphs = [graph, from_atoms(second.structure, name=second.id)]
+    viewer, image = StructureViewer(graph), ImageViewer(graph)
+    turn = iter(range(10**6))
+    results["MOF -> MOF: StructureViewer.load (in place)"] = median_seconds(
+        lambda: viewer.load(graphs[next(turn) % 2])
+    )
+    results["MOF -> MOF: ImageViewer.set_graph (in place)"] = median_seconds(
+        lambda: image.set_graph(graphs[next(turn) % 2])
     )
 
     width = max(len(k) for k in results)

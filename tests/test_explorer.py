@@ -364,6 +364,60 @@ def test_widget_threaded_run_and_stop_button():
     assert "stopped by the user" in ex.status.value
 
 
+def test_stop_is_checked_at_every_step_of_a_run():
+    """A stop asked for during a run ends it at the next step, not at the end."""
+    ctrl = ExplorerController(
+        ExplorerSettings(problem="rotation", radius=1.0, dim=4, method="forward", max_iter=1000),
+        min_interval=0,  # a "progress" event at every step
+    )
+    steps: list[int] = []
+
+    def stop_at_the_third_step(event: str) -> None:
+        if event == "progress":
+            steps.append(len(ctrl.current[0].y))
+            if len(steps) == 3:
+                ctrl.stop()
+
+    ctrl.add_listener(stop_at_the_third_step)
+    [result] = ctrl.run()
+    assert result.status_names == ["stopped"]
+    assert result.n_iter <= 3, f"the run went on for {result.n_iter} steps after Stop"
+    assert "stopped by the user" in ctrl.status.text
+
+
+def test_stop_ends_a_threaded_run_within_half_a_second():
+    ctrl = ExplorerController(ExplorerSettings(method="forward", max_iter=1000))
+    ctrl.set_problem(slow_problem(0.005), label="slow rotation")  # a 5 s run
+    ctrl.run(block=False)
+    deadline = time.perf_counter() + 5
+    while not ctrl.current or len(ctrl.current[0].y) < 5:
+        assert time.perf_counter() < deadline
+        time.sleep(0.005)
+    start = time.perf_counter()
+    ctrl.stop()
+    assert ctrl.join(timeout=5)
+    elapsed = time.perf_counter() - start
+    assert ctrl.last_results[0].status_names == ["stopped"]
+    assert elapsed < 0.5, f"stopping took {elapsed:.3f} s"
+
+
+def test_a_threaded_explorer_does_not_hold_the_cell_for_a_long_first_solve():
+    """The constructor's first solve goes on in the worker (drawn live, and Stop ends it)."""
+    from andersonn_lab.widgets.explorer import FIRST_RUN_WAIT
+
+    ctrl = ExplorerController(ExplorerSettings(method="forward", max_iter=1000))
+    ctrl.set_problem(slow_problem(0.005), label="slow rotation")
+    start = time.perf_counter()
+    ex = ConvergenceExplorer(ctrl, threaded=True, spectrum_panel=False)
+    assert time.perf_counter() - start < FIRST_RUN_WAIT + 1.0
+    assert ctrl.is_running and "solving" in ex.status.value
+    ex.stop_button.click()
+    assert ctrl.join(timeout=5)
+    assert "stopped by the user" in ex.status.value
+    short = ConvergenceExplorer(threaded=True, dim=20, spectrum_panel=False)
+    assert not short.controller.is_running and current(short.fig)  # drawn at display
+
+
 def test_long_runs_are_drawn_thinned_with_their_last_step():
     """1,000 forward steps at d = 2,000: each redraw sends at most PLOT_POINTS points."""
     from andersonn_lab.widgets.explorer_records import PLOT_POINTS
@@ -377,6 +431,16 @@ def test_long_runs_are_drawn_thinned_with_their_last_step():
     assert line.y[-1] == pytest.approx(record.y[-1])
     ex.run_button.click()  # the first run is now history, thinned the same way
     assert all(len(trace.y) <= PLOT_POINTS for trace in ex.fig.data)
+
+
+def test_the_predicted_rate_spans_a_thinned_run_to_its_last_iteration():
+    ex = explorer(problem="linear", dim=200, method="forward", tol=1e-20, max_iter=1000)
+    ex.eigen.controller.update(block=True)
+    data = ex.controller.plot_data()
+    [line] = [t for t in data.traces if t.role == "current"]
+    assert len(line.x) < 1000 and line.x[-1] == 1000  # thinned
+    [shape] = ex.eigen.overlay_shapes(data)
+    assert shape["x1"] == 1000
 
 
 def _broken(event: str) -> None:

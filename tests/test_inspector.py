@@ -234,6 +234,53 @@ def test_widget_click_select_and_viewers(task):
     assert "Mann–Whitney" in inspector.summary_html.value
 
 
+def test_selection_updates_figures_and_viewers_in_place_and_reuses_the_detail(task, monkeypatch):
+    inspector = MisclassificationInspector(_model(), task)
+    ctrl = inspector.controller
+    t, p = int(ctrl.labels[0]), int(ctrl.predicted[0])
+    inspector.select_cell(t, p)
+    [shape] = inspector.confusion_fig.layout.shapes  # the chosen cell is outlined
+    assert (shape.x0, shape.x1, shape.y0, shape.y1) == (p - 0.5, p + 0.5, t - 0.5, t + 0.5)
+    figures = [inspector.prob_fig, inspector.residual_fig, inspector.attribution_fig]
+    traces = [fig.data for fig in figures]
+    viewers = dict(inspector.viewer_widgets)
+    viewer_traces = {name: viewer.fig.data for name, viewer in viewers.items()}
+    first, second = ctrl.cell_ids[:2]
+    inspector.structures.value = second
+    # the same trace objects, updated
+    for fig, old in zip(figures, traces, strict=True):
+        assert all(a is b for a, b in zip(fig.data, old, strict=True))
+    assert inspector.viewer_widgets == viewers  # the same viewer widgets, new structure
+    for name, viewer in viewers.items():  # molecules all: the viewers' traces are kept too
+        assert all(a is b for a, b in zip(viewer.fig.data, viewer_traces[name], strict=True))
+    image = inspector.viewer_widgets["image"]
+    assert image.controller.graph is task.graph(task.ids.index(second))
+    solves = []
+    monkeypatch.setattr(ctrl, "residual_trace", lambda image: solves.append(1) or 1 / 0)
+    inspector.structures.value = first  # worked out before: nothing is solved again
+    assert not solves and ctrl.detail.id == first and first in inspector.prob_fig.layout.title.text
+    assert ctrl.status.level == "info"
+
+
+def test_long_class_names_are_shortened_on_the_axes_and_in_the_cell_list(task):
+    from andersonn_lab.widgets.inspector import SHORT_NAME, short_names
+
+    names = ("a small molecule of very few atoms", "a large molecule of very many atoms")
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(task, "class_names", names)
+    try:
+        inspector = MisclassificationInspector(_model(), task, viewers={})
+    finally:
+        monkeypatch.undo()
+    shown = short_names(list(names))
+    assert len(set(shown)) == 2 and all(len(n) <= SHORT_NAME for n in shown)
+    assert list(inspector.confusion_fig.data[0].x) == shown
+    assert all(label.startswith(tuple(shown)) for label, _ in inspector.cells.options)
+    heat = inspector.confusion_fig.data[0]
+    inspector.handle_click(heat, SimpleNamespace(xs=[shown[0]], ys=[shown[1]]))
+    assert inspector.controller.selected_cell == (1, 0)
+
+
 def test_widget_without_viewers_and_neighbors_encoding():
     task = TinyTask("neighbors")
     inspector = MisclassificationInspector(_model(), task, viewers={}, split="train")

@@ -21,6 +21,12 @@ import plotly.graph_objects as go
 from .anderson_steps import PROBLEMS_2D, AndersonStepController
 from .explorer_spectrum import replace_traces
 
+
+def wrap() -> w.Layout:
+    """Layout of a row of panels that wraps onto the next line where the output is narrow."""
+    return w.Layout(flex_flow="row wrap", align_items="flex-start")
+
+
 __all__ = ["AndersonStepper"]
 
 
@@ -69,7 +75,7 @@ class AndersonStepper:
         self.scale = w.FloatSlider(
             value=c.scale, min=0.5, max=1.2, step=0.01, description="scale s", style=style
         )
-        self.status = w.HTML(layout=w.Layout(width="100%"))
+        self.status = w.HTML(layout=w.Layout(width="auto"))
         self.prev_button.on_click(lambda _: self.controller.previous())
         self.next_button.on_click(lambda _: self.controller.next())
         for name, control in (("m", self.m), ("beta", self.beta), ("scale", self.scale)):
@@ -101,10 +107,10 @@ class AndersonStepper:
         self._drawn: list = []
         self.widget = w.VBox(
             [
-                w.HBox([self.prev_button, self.next_button, self.problem]),
-                w.HBox([self.m, self.beta, self.scale]),
+                w.HBox([self.prev_button, self.next_button, self.problem], layout=wrap()),
+                w.HBox([self.m, self.beta, self.scale], layout=wrap()),
                 self.status,
-                w.HBox([self.fig, self.alpha_fig]),
+                w.HBox([self.fig, self.alpha_fig], layout=wrap()),
             ]
         )
         self.controller.add_listener(self.draw)

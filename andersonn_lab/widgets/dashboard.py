@@ -35,6 +35,12 @@ from torch.utils.data import Dataset
 from ._throttle import Throttle
 from .dashboard_controller import DashboardController, RunRecord, TraceData
 
+
+def wrap() -> w.Layout:
+    """Layout of a row of panels that wraps onto the next line where the output is narrow."""
+    return w.Layout(flex_flow="row wrap", align_items="flex-start")
+
+
 __all__ = ["TrainingDashboard"]
 
 LEVEL_STYLE = {
@@ -158,7 +164,7 @@ class TrainingDashboard:
         self.stop_button = w.Button(description="Stop", icon="stop", button_style="danger")
         self.run_button.on_click(lambda _: self.run(block=not self.threaded))
         self.stop_button.on_click(lambda _: self.stop())
-        self.status = w.HTML(layout=w.Layout(width="100%"))
+        self.status = w.HTML(layout=w.Layout(width="auto"))
         self.table = w.HTML()
         self.figs: dict[str, go.FigureWidget] = {}
         for name, (title, ylabel, ytype) in PANELS.items():
@@ -182,8 +188,8 @@ class TrainingDashboard:
             [
                 w.HBox([self.run_button, self.stop_button]),
                 self.status,
-                w.HBox([self.loss_fig, self.accuracy_fig]),
-                w.HBox([self.iterations_fig, self.time_fig]),
+                w.HBox([self.loss_fig, self.accuracy_fig], layout=wrap()),
+                w.HBox([self.iterations_fig, self.time_fig], layout=wrap()),
                 self.table,
             ]
         )

@@ -33,6 +33,12 @@ from .explorer_controller import (
 )
 from .explorer_spectrum import SpectrumPanel
 
+
+def wrap() -> w.Layout:
+    """Layout of a row of panels that wraps onto the next line where the output is narrow."""
+    return w.Layout(flex_flow="row wrap", align_items="flex-start")
+
+
 LEVEL_STYLE = {
     "info": ("#2e7d32", "✓"),
     "running": ("#1565c0", "…"),
@@ -40,6 +46,10 @@ LEVEL_STYLE = {
     "error": ("#c62828", "✗"),
 }
 """Colour and symbol of each status level."""
+
+FIRST_RUN_WAIT = 0.5
+"""Seconds a threaded explorer's constructor waits for its first solve; a longer solve goes
+on in the worker thread after the explorer is displayed (drawn live, and Stop ends it)."""
 
 SLIDER_STYLE = {"description_width": "90px"}
 SLIDER_LAYOUT = w.Layout(width="330px")
@@ -114,8 +124,10 @@ class ConvergenceExplorer:
         Solve in a worker thread (the kernel stays responsive; Stop works). False solves in
         the observer itself, which is deterministic (tests, notebook exports).
     auto_run:
-        Re-solve on every control change, and solve once now, before the constructor
-        returns (so the first curve is there when the explorer is displayed).
+        Re-solve on every control change, and solve once now. Unthreaded, that solve ends
+        before the constructor returns; threaded, the constructor waits for it at most
+        :data:`FIRST_RUN_WAIT` seconds (a short solve's curve is there when the explorer is
+        displayed; a long one goes on live in the worker, and Stop ends it).
     spectrum_panel:
         Show the eigenvalues of the Jacobian at the fixed point
         (:class:`~andersonn_lab.widgets.explorer_spectrum.SpectrumPanel`) beside the residual
@@ -174,7 +186,13 @@ class ConvergenceExplorer:
         self.controller.add_listener(self._on_event)
         self._update_enabled()
         if auto_run:
-            self.controller.run(block=True)
+            # Threaded, the first solve runs in the worker too: a long one (d = 2000, 1000
+            # steps) in the constructor would hold the cell, so the page would show nothing
+            # of it and a Stop click would wait in the kernel's queue until it ended. A
+            # short one is waited for, so that its curve is there when the explorer shows.
+            self.controller.run(block=not threaded)
+            if threaded:
+                self.controller.join(FIRST_RUN_WAIT)
         self.redraw()
 
     # ------------------------------------------------------------------ building
@@ -261,7 +279,7 @@ class ConvergenceExplorer:
         self.stop_button.on_click(lambda _: self.controller.stop())
         self.sweep_button.on_click(lambda _: self.controller.sweep(block=not self.threaded))
         self.clear_button.on_click(lambda _: self._clear())
-        self.status = w.HTML(layout=w.Layout(width="100%"))
+        self.status = w.HTML(layout=w.Layout(width="auto"))
 
     def _build_figures(self) -> None:
         margin = {"l": 60, "r": 20, "t": 40, "b": 45}
@@ -316,16 +334,16 @@ class ConvergenceExplorer:
         buttons = w.HBox([self.run_button, self.stop_button, self.sweep_button, self.clear_button])
         self.widget = w.VBox(
             [
-                w.HBox([solver_box, problem_box]),
+                w.HBox([solver_box, problem_box], layout=wrap()),
                 buttons,
                 self.status,
-                w.HBox([self.fig, self.crossover_fig]),
+                w.HBox([self.fig, self.crossover_fig], layout=wrap()),
             ]
         )
         if self.eigen is not None:
             self.widget.children = (
                 *self.widget.children[:-1],
-                w.HBox([self.fig, self.eigen.widget]),
+                w.HBox([self.fig, self.eigen.widget], layout=wrap()),
                 self.crossover_fig,
             )
 

@@ -489,7 +489,8 @@ class ExplorerController(WorkerController):
         texts = [
             f"{record.method}: {w.message}"
             for w in caught
-            if not issubclass(w.category, SolverWarning)
+            # a library's deprecation notice (torch.jit.script) says nothing about the solve
+            if not issubclass(w.category, SolverWarning | DeprecationWarning)
         ]
         return result, list(dict.fromkeys(texts))
 

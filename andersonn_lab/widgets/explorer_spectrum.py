@@ -389,14 +389,16 @@ class SpectrumController:
         """The residual line ``r₀ · rate^n`` the spectrum predicts for forward iteration.
 
         It starts at the first residual of the current run and spans as many iterations as
-        the longest current curve (at least 10); None without a spectrum or a run.
+        the longest current run (at least 10; a thinned curve's last iteration counts, not its
+        number of points); None without a spectrum or a run.
         """
         rate = self.predicted_rate()
         current = [t for t in data.traces if t.role == "current" and t.y and t.y[0] is not None]
         if not math.isfinite(rate) or not current:
             return None
         r0 = float(current[0].y[0])
-        length = max(10, *(len(t.y) for t in current))
+        # as many iterations as the longest run (its drawn points may be thinned)
+        length = max(10, *(int(t.x[-1]) + 1 if t.x else len(t.y) for t in current))
         beta = float(self.explorer.settings.beta)
         xs = tuple(float(n) for n in range(length))
         with np.errstate(over="ignore", under="ignore"):

@@ -204,22 +204,42 @@ class ImageViewer(w.VBox):
                     "visible": True,
                     **_FRAME,
                 }
-            self.fig.layout.annotations = [
-                {
-                    "text": name if ctrl.channel(c).any() else f"{name} (empty)",
-                    "xref": "x" + _suffix(c) + " domain",
-                    "yref": "y" + _suffix(c) + " domain",
-                    "x": 0.5,
-                    "y": 1.0,
-                    "yanchor": "bottom",
-                    "yshift": 22,
-                    "showarrow": False,
-                }
-                for c, name in enumerate(ctrl.channels)
-            ]
+            self.fig.layout.annotations = self._titles()
             self._draw_shapes()
         for trace in self.fig.data:
             trace.on_click(self.handle_click)
+        self._draw_status()
+
+    def _update_traces(self) -> None:
+        """Put another image into the heatmaps drawn already (same channels and size): one
+        update of their values, not new traces and axes."""
+        ctrl = self.controller
+        with self.fig.batch_update():
+            for c, heat in enumerate(self.fig.data):
+                values = ctrl.channel(c)
+                heat.update(z=values, zmax=_top(values), text=ctrl.hover)
+            self.fig.layout.annotations = self._titles()
+            self._draw_shapes()
+        self._draw_status()
+
+    def _titles(self) -> list[dict[str, Any]]:
+        ctrl = self.controller
+        return [
+            {
+                "text": name if ctrl.channel(c).any() else f"{name} (empty)",
+                "xref": "x" + _suffix(c) + " domain",
+                "yref": "y" + _suffix(c) + " domain",
+                "x": 0.5,
+                "y": 1.0,
+                "yanchor": "bottom",
+                "yshift": 22,
+                "showarrow": False,
+            }
+            for c, name in enumerate(ctrl.channels)
+        ]
+
+    def _draw_status(self) -> None:
+        ctrl = self.controller
         message = f"{ctrl.encoding} image {ctrl.size}x{ctrl.size} of {len(ctrl.order)} atoms"
         self.status.value = status_html(f"{message}; {ctrl.note}" if ctrl.note else message)
 
@@ -256,7 +276,11 @@ class ImageViewer(w.VBox):
         except Exception:
             ctrl.graph = old
             raise
-        self._build_traces()
+        drawn = [trace.name for trace in self.fig.data]
+        if drawn == list(ctrl.channels) and len(self.fig.data[0].x) == ctrl.size:
+            self._update_traces()
+        else:
+            self._build_traces()
 
     def select_atom(self, node: Any | None) -> list[Rect]:
         """Highlight an atom's row and column (``"neighbors"``: row and neighbour pixels)."""

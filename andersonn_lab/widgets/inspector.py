@@ -74,8 +74,38 @@ def _default_viewers() -> dict[str, ViewerFactory]:
     return factories
 
 
-def _figure(title: str, height: int = 280, width: int = 420, **layout: Any) -> go.FigureWidget:
-    return go.FigureWidget(
+SHORT_NAME = 16
+"""Longest class name shown on the confusion matrix's axes and in the cell list (longer
+ones are cut with "…"; hovering a cell shows the full names)."""
+
+SELECTED_CELL = {"color": "#ff6f00", "width": 3}
+"""Outline of the selected confusion-matrix cell."""
+
+
+def short_names(names: list[str], most: int = SHORT_NAME) -> list[str]:
+    """Class names cut to ``most`` characters, kept distinct (a number is added if needed).
+
+    Examples
+    --------
+    >>> short_names(["a small molecule of few atoms", "large"], most=10)
+    ['a small m…', 'large']
+    >>> short_names(["molecule one", "molecule two"], most=6)
+    ['0 mol…', '1 mol…']
+    """
+
+    def shorten(name: str, room: int) -> str:
+        return name if len(name) <= room else name[: room - 1].rstrip() + "…"
+
+    cut = [shorten(name, most) for name in names]
+    if len(set(cut)) < len(cut):  # numbered, so that two cut names never look the same
+        cut = [f"{k} " + shorten(name, most - len(f"{k} ")) for k, name in enumerate(names)]
+    return cut
+
+
+def _figure(
+    title: str, height: int = 280, width: int = 420, css: str = "", **layout: Any
+) -> go.FigureWidget:
+    fig = go.FigureWidget(
         layout={
             "height": height,
             "width": width,
@@ -85,6 +115,9 @@ def _figure(title: str, height: int = 280, width: int = 420, **layout: Any) -> g
             **layout,
         }
     )
+    if css:
+        fig.add_class(css)  # a stable handle for tests and styles
+    return fig
 
 
 def _atom_label(graph: Any, node: Any) -> str:
@@ -141,68 +174,117 @@ class MisclassificationInspector:
         self.viewer_widgets: dict[str, Any] = {}
         self._muted = False
         names = self.controller.class_names
+        self.axis_names = short_names(names)
+        matrix = self.controller.confusion
         self.confusion_fig = _figure(
             "confusion matrix (click a cell)",
             height=320,
             width=380,
-            xaxis={"title": {"text": "predicted"}, "type": "category"},
+            css="inspector-confusion",
+            xaxis={"title": {"text": "predicted"}, "type": "category", "tickangle": -30},
             yaxis={"title": {"text": "true"}, "type": "category", "autorange": "reversed"},
         )
         self.confusion_fig.add_heatmap(
-            z=self.controller.confusion.tolist(),
-            x=names,
-            y=names,
+            z=matrix.tolist(),
+            x=self.axis_names,
+            y=self.axis_names,
+            customdata=[[[t, p] for p in names] for t in names],
             colorscale="Blues",
             texttemplate="%{z}",
-            hovertemplate="true %{y}<br>predicted %{x}<br>%{z} structures<extra></extra>",
+            hovertemplate="true %{customdata[0]}<br>predicted %{customdata[1]}<br>"
+            "%{z} structures<extra></extra>",
             showscale=False,
         )
         self.confusion_fig.data[0].on_click(self.handle_click)
-        self.cells = w.Dropdown(description="cell", options=self._cell_options(), value=None)
-        self.cells.observe(self._on_cell, "value")
-        self.structures = w.Select(options=[], rows=8, description="structures")
-        self.structures.observe(self._on_structure, "value")
-        self.prob_fig = _figure(
-            "class probabilities", yaxis={"range": [0, 1], "title": {"text": "p"}}
+        self.cells = w.Dropdown(
+            description="cell",
+            options=self._cell_options(),
+            value=None,
+            style={"description_width": "80px"},
+            layout=w.Layout(width="390px"),
         )
+        self.cells.observe(self._on_cell, "value")
+        self.structures = w.Select(
+            options=[],
+            rows=8,
+            description="structures",
+            style={"description_width": "80px"},
+            layout=w.Layout(width="390px"),
+        )
+        self.structures.observe(self._on_structure, "value")
+        # Every panel's traces are made once; a structure is drawn by updating them in place.
+        self.prob_fig = _figure(
+            "class probabilities",
+            css="inspector-probabilities",
+            yaxis={"range": [0, 1], "title": {"text": "p"}},
+            xaxis={"type": "category"},
+        )
+        self.prob_fig.add_bar(x=self.axis_names, y=[0.0] * len(names), name="p")
         self.residual_fig = _figure(
             "forward solve of this structure",
+            css="inspector-residuals",
             xaxis={"title": {"text": "iteration"}},
             yaxis={
                 "title": {"text": "relative residual"},
                 "type": "log",
                 "exponentformat": "power",
             },
+            legend={"x": 1, "xanchor": "right", "y": 1, "bgcolor": "rgba(255,255,255,0.7)"},
+        )
+        self.residual_fig.add_scatter(x=[], y=[], mode="lines+markers", name="residual")
+        self.residual_fig.add_scatter(
+            x=[],
+            y=[],
+            mode="lines",
+            line={"dash": "dashdot", "color": "#ff7f0e"},
+            name="ρ(J)ⁿ",
+            visible=False,
         )
         self.attribution_fig = _figure(
             "gradient × input (sum over channels)",
             height=340,
             width=380,
+            css="inspector-attribution",
             yaxis={"autorange": "reversed", "title": {"text": "row (atom)"}},
             xaxis={"title": {"text": "column"}},
         )
+        self.attribution_fig.add_heatmap(z=[], colorscale="RdBu", zmid=0)
         self.atom_fig = _figure(
-            "atom attribution Σ|grad × input|", yaxis={"title": {"text": "score"}}
+            "atom attribution Σ|grad × input|",
+            css="inspector-atoms",
+            yaxis={"title": {"text": "score"}},
         )
-        self.summary_html = w.HTML(self._summary_table())
+        self.atom_fig.add_bar(x=[], y=[], marker={"color": "#6a1b9a"})
+        self.summary_html = w.HTML(
+            self._summary_table(), layout=w.Layout(min_width="0px", flex="1 1 420px")
+        )
         self.status = w.HTML()
-        self.viewer_box = w.HBox([])
+        wrap = {"flex_flow": "row wrap", "align_items": "flex-start"}
+        self.viewer_box = w.HBox([], layout=w.Layout(**wrap))
         self.widget = w.VBox(
             [
                 self.status,
                 w.HBox(
-                    [self.confusion_fig, w.VBox([self.cells, self.structures]), self.summary_html]
+                    [
+                        self.confusion_fig,
+                        w.VBox(
+                            [self.cells, self.structures],
+                            layout=w.Layout(flex="0 0 auto", width="400px"),
+                        ),
+                        self.summary_html,
+                    ],
+                    layout=w.Layout(**wrap),
                 ),
                 self.viewer_box,
-                w.HBox([self.prob_fig, self.residual_fig]),
-                w.HBox([self.attribution_fig, self.atom_fig]),
+                w.HBox([self.prob_fig, self.residual_fig], layout=w.Layout(**wrap)),
+                w.HBox([self.attribution_fig, self.atom_fig], layout=w.Layout(**wrap)),
             ]
         )
         self.draw_status()
 
     # ------------------------------------------------------------------ controls
     def _cell_options(self) -> list[tuple[str, tuple[int, int]]]:
-        names, matrix = self.controller.class_names, self.controller.confusion
+        names, matrix = short_names(self.controller.class_names), self.controller.confusion
         return [
             (f"{names[t]} → {names[p]} ({matrix[t, p]})", (t, p))
             for t in range(len(names))
@@ -222,11 +304,16 @@ class MisclassificationInspector:
         """Plotly click on the confusion heatmap: select the clicked cell."""
         if not getattr(points, "xs", None) or not getattr(points, "ys", None):
             return
-        names = self.controller.class_names
+        names, shown = self.controller.class_names, self.axis_names
         x, y = points.xs[0], points.ys[0]
+
+        def index(value: Any) -> int:
+            if value in shown:
+                return shown.index(value)
+            return names.index(value) if value in names else int(value)
+
         try:
-            pred = names.index(x) if x in names else int(x)
-            true = names.index(y) if y in names else int(y)
+            pred, true = index(x), index(y)
         except (TypeError, ValueError):
             self.controller._set("error", f"cannot read the clicked cell ({x!r}, {y!r})")
             self.draw_status()
@@ -249,10 +336,27 @@ class MisclassificationInspector:
                 self.structures.value = None
             finally:
                 self._muted = False
+            self.mark_cell(true, pred)
             if ids:
                 self.structures.value = ids[0]  # shows it through the observer
         self.draw_status()
         return ids
+
+    def mark_cell(self, true: int, pred: int) -> None:
+        """Outline the confusion-matrix cell (``true`` row, ``pred`` column)."""
+        self.confusion_fig.layout.shapes = [
+            {
+                "type": "rect",
+                "xref": "x",
+                "yref": "y",
+                "x0": pred - 0.5,
+                "x1": pred + 0.5,
+                "y0": true - 0.5,
+                "y1": true + 0.5,
+                "line": SELECTED_CELL,
+                "fillcolor": "rgba(0,0,0,0)",
+            }
+        ]
 
     def select_structure(self, entry_id: str) -> StructureDetail | None:
         """Show one structure (by id): viewers, probabilities, residuals, attribution."""
@@ -279,56 +383,48 @@ class MisclassificationInspector:
 
     # ------------------------------------------------------------------ drawing
     def draw_detail(self, detail: StructureDetail) -> None:
-        """Draw the panels and viewers of one structure."""
-        names = self.controller.class_names
+        """Draw the panels and viewers of one structure, updating every figure in place."""
+        names, shown = self.controller.class_names, self.axis_names
         colors = ["#2e7d32" if k == detail.label else "#9e9e9e" for k in range(len(names))]
         if detail.predicted != detail.label:
             colors[detail.predicted] = "#c62828"
         with self.prob_fig.batch_update():
-            self.prob_fig.data = ()
-            self.prob_fig.add_bar(
-                x=names, y=detail.probabilities.tolist(), marker={"color": colors}, name="p"
-            )
+            bar = self.prob_fig.data[0]
+            bar.update(x=shown, y=detail.probabilities.tolist(), marker={"color": colors})
             self.prob_fig.layout.title.text = (
-                f"{detail.id}: true {names[detail.label]}, predicted {names[detail.predicted]}"
+                f"{html.escape(detail.id)}: true {html.escape(shown[detail.label])},"
+                f"<br>predicted {html.escape(shown[detail.predicted])}"
             )
         verdict = "converged" if detail.converged else "did not converge"
+        residuals = [r if r > 0 and math.isfinite(r) else None for r in detail.residuals]
+        rho, start = detail.spectral_radius, residuals[0] if residuals else None
+        title = f"forward solve: {verdict} in {detail.steps} steps"
         with self.residual_fig.batch_update():
-            self.residual_fig.data = ()
-            residuals = [r if r > 0 and math.isfinite(r) else None for r in detail.residuals]
-            self.residual_fig.add_scatter(
-                x=list(range(len(residuals))), y=residuals, mode="lines+markers", name=detail.id
-            )
-            rho, start = detail.spectral_radius, residuals[0] if residuals else None
-            title = f"forward solve: {verdict} in {detail.steps} steps"
+            line, rate = self.residual_fig.data
+            line.update(x=list(range(len(residuals))), y=residuals, name=detail.id)
             if math.isfinite(rho) and 0 < rho and start is not None:
                 # what forward iteration at rate ρ(J) would do from the same start
                 n = max(len(residuals), 2)
-                self.residual_fig.add_scatter(
+                rate.update(
                     x=list(range(n)),
                     y=[start * rho**i or None for i in range(n)],
-                    mode="lines",
-                    line={"dash": "dashdot", "color": "#ff7f0e"},
                     name=f"ρ(J)ⁿ, ρ(J) = {rho:.4f}",
+                    visible=True,
                 )
-                title += f"; ρ(J) = {rho:.4f}"
+                title += f";<br>ρ(J) = {rho:.4f}"
+            else:
+                rate.update(x=[], y=[], visible=False)
             self.residual_fig.layout.title.text = title
         attribution = detail.attribution
         limit = float(np.abs(attribution).max()) or 1.0
         with self.attribution_fig.batch_update():
-            self.attribution_fig.data = ()
-            self.attribution_fig.add_heatmap(
-                z=attribution.tolist(), colorscale="RdBu", zmid=0, zmin=-limit, zmax=limit
-            )
+            self.attribution_fig.data[0].update(z=attribution.tolist(), zmin=-limit, zmax=limit)
         atoms = list(detail.atom_scores)
         with self.atom_fig.batch_update():
-            self.atom_fig.data = ()
-            if atoms:
-                self.atom_fig.add_bar(
-                    x=[_atom_label(detail.graph, a) for a in atoms],
-                    y=[detail.atom_scores[a] for a in atoms],
-                    marker={"color": "#6a1b9a"},
-                )
+            self.atom_fig.data[0].update(
+                x=[_atom_label(detail.graph, a) for a in atoms],
+                y=[detail.atom_scores[a] for a in atoms],
+            )
             self.atom_fig.layout.title.text = (
                 "atom attribution Σ|grad × input|"
                 if atoms
@@ -337,15 +433,20 @@ class MisclassificationInspector:
         self._draw_viewers(detail)
 
     def _draw_viewers(self, detail: StructureDetail) -> None:
-        self.viewer_widgets = {}
+        """Show the structure in the viewers: those built before get the new graph in place
+        (``set_graph`` or ``load``), which is far quicker in the browser than new widgets."""
         if detail.graph is None or not self.viewer_factories:
+            self.viewer_widgets = {}
             self.viewer_box.children = ()
             return
         top = max(detail.atom_scores, key=detail.atom_scores.get) if detail.atom_scores else None
-        problems = []
+        problems, viewers = [], {}
         for name, factory in self.viewer_factories.items():
             try:
-                viewer = factory(detail.graph, self)
+                viewer = self.viewer_widgets.get(name)
+                update = getattr(viewer, "set_graph", None) or getattr(viewer, "load", None)
+                if viewer is None or update is None or update(detail.graph) is False:
+                    viewer = factory(detail.graph, self)
                 if hasattr(viewer, "highlight") and detail.atom_scores:
                     viewer.highlight(detail.atom_scores)
                 elif hasattr(viewer, "select_atom") and top is not None:
@@ -353,8 +454,11 @@ class MisclassificationInspector:
             except Exception as err:  # a viewer failing must not hide the rest
                 problems.append(f"{name} viewer: {type(err).__name__}: {err}")
                 continue
-            self.viewer_widgets[name] = viewer
-        self.viewer_box.children = tuple(self.viewer_widgets.values())
+            viewers[name] = viewer
+        self.viewer_widgets = viewers
+        children = tuple(viewers.values())
+        if self.viewer_box.children != children:
+            self.viewer_box.children = children
         if problems:
             self.controller._set("warning", "; ".join(problems))
 

@@ -202,6 +202,8 @@ class InspectorController:
         self.selected_cell: tuple[int, int] | None = None
         self.cell_ids: list[str] = []
         self.detail: StructureDetail | None = None
+        self._details: dict[int, StructureDetail] = {}  # what select_structure worked out
+        self._notes: dict[int, str] = {}
         self.spectral_radius = np.full(len(self.ids), math.nan)
         self.fixed_point_residual = np.full(len(self.ids), math.nan)
         note = ""
@@ -384,6 +386,26 @@ class InspectorController:
         if index is None:
             self._set("error", f"unknown id {entry_id!r} in this split")
             return None
+        detail = self._details.get(index)
+        if detail is None:
+            detail = self._explain(index)
+        self.detail, note = detail, self._notes.get(index, "")
+        label, steps, final = detail.label, detail.steps, detail.final_residual
+        verdict = "converged" if detail.converged else "did NOT converge"
+        rho = self.detail.spectral_radius
+        if math.isfinite(rho):
+            verdict = f"(ρ(J) = {rho:.4f}) {verdict}"
+        self._set(
+            "warning" if note else "info",
+            f"{self.ids[index]}: true {self.class_names[label]}, predicted "
+            f"{self.class_names[self.detail.predicted]}; forward solve {verdict} in {steps} "
+            f"steps (residual {final:.2e}){note}",
+        )
+        return self.detail
+
+    def _explain(self, index: int) -> StructureDetail:
+        """Work out one structure's detail (a solve, a gradient, a graph) and keep it:
+        the model does not change while the inspector is open, so neither does the detail."""
         position = self.positions[index]
         image, label = self._image(position)
         trace, steps, converged, final = self.residual_trace(image)
@@ -396,7 +418,7 @@ class InspectorController:
                 scores = atom_scores(attribution, graph, encoding=self.encoding)
             except Exception as err:  # a broken structure must not break the inspector
                 graph, note = None, f" (no structure: {type(err).__name__}: {err})"
-        self.detail = StructureDetail(
+        detail = StructureDetail(
             id=self.ids[index],
             position=position,
             label=label,
@@ -412,17 +434,10 @@ class InspectorController:
             atom_scores=scores,
             spectral_radius=float(self.spectral_radius[index]),
         )
-        verdict = "converged" if converged else "did NOT converge"
-        rho = self.detail.spectral_radius
-        if math.isfinite(rho):
-            verdict = f"(ρ(J) = {rho:.4f}) {verdict}"
-        self._set(
-            "warning" if note else "info",
-            f"{self.ids[index]}: true {self.class_names[label]}, predicted "
-            f"{self.class_names[self.detail.predicted]}; forward solve {verdict} in {steps} "
-            f"steps (residual {final:.2e}){note}",
-        )
-        return self.detail
+        self._details[index] = detail
+        if note:
+            self._notes[index] = note
+        return detail
 
     # ------------------------------------------------------------------ summary
     def summary(self) -> dict[str, Any]:

@@ -207,8 +207,15 @@ class StructureViewer(w.VBox):
             )
         )
         with self.fig.batch_update():
-            self.fig.data = []
-            self.fig.add_traces(traces)
+            if [trace.name for trace in self.fig.data] == [trace.name for trace in traces]:
+                # the same kind of structure: new values into the traces drawn already
+                for drawn, trace in zip(self.fig.data, traces, strict=True):
+                    props = trace.to_plotly_json()
+                    props.pop("type", None)
+                    drawn.update(props)
+            else:
+                self.fig.data = []
+                self.fig.add_traces(traces)
             self._draw_colors()
             self._draw_selection()
         self.trace("atoms").on_click(self.handle_click)
