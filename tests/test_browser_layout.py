@@ -332,6 +332,11 @@ def test_every_widget_fits_without_overlaps(page: Any, width: int) -> None:
     assert all(o["items"] for o in outputs)
     problems = layout_problems(outputs)
     assert not problems, f"at {width} px ({shot}): {problems}"
+    # every widget computed what it shows: no failure in a status line (the inspector's
+    # spectra once failed while the explorer's spectrum panel computed in its own thread)
+    texts = page.locator(".jp-OutputArea-output").all_inner_texts()
+    failures = [t.splitlines()[0] for t in texts if "failed" in t]
+    assert not failures, failures
 
 
 # Click ``button`` and wait until ``status`` shows text matching ``pattern``: the time in

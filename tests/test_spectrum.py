@@ -258,3 +258,31 @@ def test_arpack_stopping_early_warns_and_leaves_nan():
     if found.any():  # the found ones come first, and ρ(J) ignores the missing ones
         assert bool(found[: int(found.sum())].all())
         assert float(result.spectral_radius[0]) == pytest.approx(float(values[found].abs().max()))
+
+
+def test_jvp_from_several_threads_at_once():
+    # PyTorch's forward-mode level is process-wide: without the module's lock a second thread
+    # fails with "Nested forward mode AD is not supported" (an explorer's spectrum panel and
+    # an inspector computing spectra in the same kernel did).
+    errors: list[BaseException] = []
+    weight = torch.randn(64, 64, dtype=torch.float64) / 8
+
+    def deep(z: torch.Tensor) -> torch.Tensor:
+        for _ in range(20):
+            z = torch.tanh(z @ weight)
+        return z
+
+    def work() -> None:
+        try:
+            z = torch.randn(4, 64, dtype=torch.float64)
+            for _ in range(30):
+                jvp(deep, z, torch.ones_like(z))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors[0]

@@ -181,12 +181,19 @@ def _relative_residual(z: torch.Tensor, fz: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------------------- products
+_FORWARD_AD_LOCK = threading.RLock()
+"""PyTorch's forward-mode level is process-wide, not per thread: a second thread entering
+``dual_level`` while another is inside fails with "Nested forward mode AD is not supported".
+Widgets compute spectra in worker threads (the explorer's spectrum panel while an inspector
+computes its own), so every forward-mode product here takes this lock."""
+
+
 def jvp(f: Map, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """The Jacobian-vector product ``J_f(z) v`` by forward-mode autograd (batched).
 
     Works through ``torch.no_grad()`` inside ``f`` (forward mode ignores it). For a batched
-    ``f`` whose samples do not interact, sample ``b`` of the result is ``J_b v_b``. Raises
-    ValueError when ``f``'s output does not depend on ``z`` through torch (a map through
+    ``f`` whose samples do not interact, sample ``b`` of the result is ``J_b v_b``. Safe to
+    call from several threads at once (they take turns). Raises ValueError when ``f``'s output does not depend on ``z`` through torch (a map through
     numpy, say), rather than returning a silent zero.
 
     Examples
@@ -200,7 +207,7 @@ def jvp(f: Map, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     # Plain forward-mode dual tensors rather than torch.func.jvp: the functional transform
     # defeats caches inside modules (the contractive cell's weight rescaling) and was 50x
     # slower on a DEQ cell.
-    with fwad.dual_level():
+    with _FORWARD_AD_LOCK, fwad.dual_level():
         out = f(fwad.make_dual(z, v.to(z.dtype)))
         tangent = fwad.unpack_dual(out).tangent
     if tangent is None:
@@ -212,7 +219,8 @@ def jvp(f: Map, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
 
 def _functional_jvp(f: Map, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    _, tangent = torch.func.jvp(f, (z,), (v,))
+    with _FORWARD_AD_LOCK:
+        _, tangent = torch.func.jvp(f, (z,), (v,))
     return tangent
 
 
