@@ -193,8 +193,9 @@ def jvp(f: Map, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
     Works through ``torch.no_grad()`` inside ``f`` (forward mode ignores it). For a batched
     ``f`` whose samples do not interact, sample ``b`` of the result is ``J_b v_b``. Safe to
-    call from several threads at once (they take turns). Raises ValueError when ``f``'s output does not depend on ``z`` through torch (a map through
-    numpy, say), rather than returning a silent zero.
+    call from several threads at once (they take turns). Raises ValueError when ``f``'s
+    output does not depend on ``z`` through torch (a map through numpy, say), rather than
+    returning a silent zero.
 
     Examples
     --------
