@@ -177,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_predict_arguments(predict)
     predict.set_defaults(handler=run_predict)
 
+    from andersonn_lab.deq.pretrained import add_pretrain_arguments, run_pretrain
+
+    pretrain = sub.add_parser(
+        "pretrain", help="retrain the shipped models of the default recipes (split seed 0)"
+    )
+    add_pretrain_arguments(pretrain)
+    pretrain.set_defaults(handler=run_pretrain)
+
     from andersonn_lab.deq.study_cli import add_bench_arguments, run_bench
 
     bench = sub.add_parser("bench", help="benchmarks")

@@ -113,10 +113,12 @@ def test_wheel_installs_into_an_empty_venv_and_works_without_the_repository(tmp_
         "import json, warnings, andersonn_lab\n"
         "from andersonn_lab.datasets import DATA_DIR, load_task\n"
         "warnings.simplefilter('ignore')\n"
+        "from andersonn_lab.deq.pretrained import load_pretrained\n"
         "sizes = {name: len(load_task(name)) for name in ('crystals', 'drugs', 'mofs')}\n"
         "provenance = all((DATA_DIR / n / 'PROVENANCE.md').is_file() for n in sizes)\n"
+        "shipped = load_pretrained('crystals').test_accuracy\n"
         "print(json.dumps({'package': andersonn_lab.__file__, 'data': str(DATA_DIR),\n"
-        "                  'sizes': sizes, 'provenance': provenance}))\n"
+        "                  'sizes': sizes, 'provenance': provenance, 'shipped': shipped}))\n"
     )
     out = _run([str(bin_dir / "python"), "-c", script], cwd=user, env=env, timeout=600)
     report = json.loads(out.strip().splitlines()[-1])
@@ -125,6 +127,7 @@ def test_wheel_installs_into_an_empty_venv_and_works_without_the_repository(tmp_
     assert Path(report["data"]) == Path(report["package"]).parent / "data"
     assert all(size > 100 for size in report["sizes"].values()), report
     assert report["provenance"]
+    assert report["shipped"] > 0.7  # the shipped crystals model came with the wheel
 
     # andersonn-lab lab makes the working copy, then hands --version to JupyterLab.
     out = _run([str(bin_dir / "andersonn-lab"), "lab", "--version"], cwd=user, env=env, timeout=120)
