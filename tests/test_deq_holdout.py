@@ -162,3 +162,14 @@ def test_bench_accuracy_command(tmp_path, capsys):
 def test_bench_accuracy_command_refuses_bad_input(argv, message, capsys):
     assert main(["bench", "accuracy", *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_bench_accuracy_command_takes_another_encoding(tmp_path):
+    code = main(
+        ["bench", "accuracy", "--tasks", "crystals", "--splits", "1", "--smoke"]
+        + ["--epochs", "1", "--device", "cpu", "--out", str(tmp_path)]
+        + ["--encoding", "composition"]
+    )
+    assert code == 0
+    (crystals,) = json.loads((tmp_path / "accuracy.json").read_text())["results"]
+    assert crystals["encoding"] == "composition"

@@ -34,6 +34,7 @@ from typing import Any
 import torch
 
 from andersonn_lab.solvers.checks import check_int
+from andersonn_lab.structures.images import CHANNELS
 
 from .train import predict
 
@@ -226,6 +227,12 @@ def add_accuracy_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--splits", type=int, default=5, help="number of split seeds (from 0)")
     parser.add_argument("--solver", choices=("anderson", "forward"), default="anderson")
     parser.add_argument("--epochs", type=int, default=None, help="default: the recipe's")
+    parser.add_argument(
+        "--encoding",
+        default=None,
+        choices=sorted(CHANNELS),
+        help="image encoding instead of the recipe's (e.g. composition for crystals)",
+    )
     parser.add_argument("--smoke", action="store_true", help="the recipes' small CI setting")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda...")
     parser.add_argument("--out", default=None, help="folder for accuracy.json")
@@ -244,6 +251,8 @@ def run_accuracy(args: argparse.Namespace) -> int:
     results = []
     for task in args.tasks:
         recipe = default_recipe(task, smoke=args.smoke).with_solver(args.solver)
+        if getattr(args, "encoding", None):
+            recipe = recipe.replace(encoding=args.encoding)
         try:
             result = repeated_holdout(
                 recipe,
