@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from andersonn_lab.structures.images import CHANNELS
+
 from .checkpoint import CheckpointError, atomic_write_json, load_checkpoint
 from .classifier import CELLS, INITS, DEQClassifier
 from .gradients import GRADIENTS
@@ -40,16 +42,7 @@ __all__ = ["add_predict_arguments", "add_train_arguments", "run_predict", "run_t
 
 TASK_CHOICES = ("drugs", "mofs", "crystals")
 SOLVER_CHOICES = ("anderson", "forward")
-ENCODINGS = (
-    "adjacency",
-    "neighbors",
-    "elements",
-    "electrons",
-    "composition",
-    "charges",
-    "framework",
-    "framework_atoms",
-)  # the keys of structures.CHANNELS
+ENCODINGS = tuple(CHANNELS)
 _MOLECULE_SUFFIXES = {".smi", ".smiles", ".sdf", ".sd", ".mol"}
 _FILE_SUFFIXES = _MOLECULE_SUFFIXES | {".cif", ".xyz", ".extxyz", ".vasp"}
 
