@@ -105,3 +105,10 @@ def test_written_model_loads_back_with_the_same_predictions(tmp_path: Path) -> N
         assert torch.equal(written.model.eval()(images), loaded.model(images))
     assert loaded.test == pytest.approx(written.test)
     assert [h["epoch"] for h in loaded.result.history] == [1, 2, 3]
+
+
+def test_pretrain_command_refuses_an_unknown_task(capsys: pytest.CaptureFixture[str]) -> None:
+    from andersonn_lab.cli import main
+
+    assert main(["pretrain", "--tasks", "proteins"]) == 2
+    assert "unknown task" in capsys.readouterr().err
