@@ -14,6 +14,15 @@ stub starts at an atom inside the drawn cell, so no ghost atoms are needed, and 
 bond instance gives exactly two stubs (a bond of an atom to its own image gives its two stubs
 to ``+S`` and ``-S``). Bonds inside the cell (``S == 0``) are full segments.
 
+Supercells
+----------
+A periodic structure can be drawn as an ``n1 × n2 × n3`` supercell (``repeat``): the atoms of
+every copy, shifted by ``c @ cell`` for the copy's cell offset ``c``, and the bonds of the
+structure's own network replicated across the copies (no bond is recomputed). A bond instance
+from ``u`` in copy ``c`` to ``v`` with shift ``S`` is a full segment when the copy ``c + S`` is
+in the supercell, and a half-bond stub at the supercell boundary when not. Selections and
+highlights stay in terms of the original atoms: every copy of a selected atom is marked.
+
 Examples
 --------
 >>> ctrl = StructureController("CCO")
@@ -25,6 +34,7 @@ Examples
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -42,12 +52,15 @@ __all__ = [
     "DEFAULT_COLOR",
     "ELEMENT_COLORS",
     "LoadedStructure",
+    "MAX_REPEAT",
+    "MAX_SUPERCELL_ATOMS",
     "Segments",
     "StructureController",
     "StructureScene",
     "build_scene",
     "element_color",
     "load_structure",
+    "parse_repeat",
 ]
 
 ELEMENT_COLORS: dict[str, str] = {
@@ -74,6 +87,12 @@ DEFAULT_COLOR = "#ff1493"
 
 SELECTION_COLOR = "#ffd400"
 """Colour of the halo drawn around selected atoms."""
+
+MAX_REPEAT = 5
+"""Most copies of the cell along one axis that a supercell view draws."""
+
+MAX_SUPERCELL_ATOMS = 2000
+"""Most atoms that a supercell view draws."""
 
 
 def element_color(element: str) -> str:
@@ -257,6 +276,64 @@ def load_structure(
 Segments = tuple[list[float | None], list[float | None], list[float | None]]
 """``(x, y, z)`` of line segments for one plotly trace, each segment followed by ``None``."""
 
+Repeat = tuple[int, int, int]
+"""Copies of the cell along the three cell vectors."""
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def parse_repeat(repeat: Any) -> Repeat:
+    """Check a supercell ``repeat``: an int ``n`` (meaning ``(n, n, n)``) or three ints.
+
+    Raises
+    ------
+    ValueError
+        Naming ``repeat``, for anything but 1 to :data:`MAX_REPEAT` copies per axis.
+
+    Examples
+    --------
+    >>> parse_repeat(2), parse_repeat((2, 1, 3))
+    ((2, 2, 2), (2, 1, 3))
+    >>> parse_repeat(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: repeat=0: each count of copies must be an int from 1 to 5
+    """
+    if _is_int(repeat):
+        counts = (int(repeat),) * 3
+    elif (
+        isinstance(repeat, Sequence | np.ndarray)
+        and not isinstance(repeat, str)
+        and len(repeat) == 3
+        and all(_is_int(n) for n in repeat)
+    ):
+        counts = tuple(int(n) for n in repeat)
+    else:
+        raise ValueError(
+            f"repeat={repeat!r}: expected an int n (an n×n×n supercell) or three ints (n1, n2, n3)"
+        )
+    if not all(1 <= n <= MAX_REPEAT for n in counts):
+        raise ValueError(
+            f"repeat={repeat!r}: each count of copies must be an int from 1 to {MAX_REPEAT}"
+        )
+    return counts  # type: ignore[return-value]
+
+
+def repeat_text(repeat: Sequence[int]) -> str:
+    """``"2×2×2"`` for ``(2, 2, 2)``."""
+    return "×".join(str(n) for n in repeat)
+
+
+def _check_supercell_size(repeat: Repeat, n_atoms: int) -> None:
+    drawn = int(np.prod(repeat)) * n_atoms
+    if drawn > MAX_SUPERCELL_ATOMS:
+        raise ValueError(
+            f"repeat={repeat_text(repeat)} would draw {drawn} atoms ({n_atoms} per cell); "
+            f"at most {MAX_SUPERCELL_ATOMS} are drawn: choose a smaller repeat"
+        )
+
 
 @dataclass(frozen=True)
 class StructureScene:
@@ -265,17 +342,26 @@ class StructureScene:
     Attributes
     ----------
     nodes:
-        Graph nodes in marker order (marker ``p`` is atom ``nodes[p]``).
+        Graph nodes in marker order (marker ``p`` is a copy of atom ``nodes[p]``); the
+        first markers are the atoms of the cell itself, then one block per further copy.
     positions:
         ``(n, 3)`` Cartesian positions in angstrom.
     elements, colors, sizes, hover:
         Per-atom element symbol, CPK colour, marker size (from the covalent radius), hover text.
     bonds, n_bonds:
-        Full segments of bonds inside the cell (and all bonds of molecules), and their count.
+        Full segments of bonds inside the cell (supercell) and all bonds of molecules, and
+        their count.
     stubs, n_stubs:
-        Half-bond stubs of bonds that cross the cell boundary (two per bond instance).
+        Half-bond stubs of bonds that cross the cell (supercell) boundary (two per bond
+        instance).
     cell:
-        The 12 unit-cell edges, or None for molecules.
+        The 12 edges of the cell (of the supercell), or None for molecules.
+    offsets:
+        Cell offset of each marker's copy (``(0, 0, 0)`` for the cell itself).
+    repeat:
+        Copies of the cell drawn along each cell vector (``(1, 1, 1)``: the cell alone).
+    unit_cell:
+        The 12 edges of the original cell when a supercell is drawn, else None.
     """
 
     nodes: list[Any]
@@ -289,10 +375,13 @@ class StructureScene:
     stubs: Segments
     n_stubs: int
     cell: Segments | None
+    offsets: list[Repeat]
+    repeat: Repeat = (1, 1, 1)
+    unit_cell: Segments | None = None
 
     @property
     def n_atoms(self) -> int:
-        """Number of atoms."""
+        """Number of atoms drawn (all copies)."""
         return len(self.nodes)
 
 
@@ -359,17 +448,27 @@ def _hover_texts(graph: nx.Graph, nodes: list[Any], max_listed: int = 16) -> lis
     return texts
 
 
-def build_scene(graph: nx.Graph) -> StructureScene:
+def build_scene(graph: nx.Graph, repeat: Any = 1) -> StructureScene:
     """Compute the drawable arrays of an atom-bond network whose nodes all have positions.
 
     Parameters
     ----------
     graph:
         An atom-bond network with a ``position`` on every node.
+    repeat:
+        For periodic networks: copies of the cell along each cell vector (an int ``n`` for
+        ``(n, n, n)``); the network's bonds are replicated across the copies. Molecules
+        ignore it.
 
     Returns
     -------
     StructureScene
+
+    Raises
+    ------
+    ValueError
+        For a bad ``repeat`` (see :func:`parse_repeat`) or a supercell of more than
+        :data:`MAX_SUPERCELL_ATOMS` atoms.
 
     Examples
     --------
@@ -378,42 +477,80 @@ def build_scene(graph: nx.Graph) -> StructureScene:
     >>> scene = build_scene(from_atoms(bulk("Cu", "fcc", a=3.6), cutoff_scale=1.2))
     >>> scene.n_atoms, scene.n_bonds, scene.n_stubs, len(scene.cell[0]) // 3
     (1, 0, 12, 12)
+    >>> big = build_scene(from_atoms(bulk("Cu", "fcc", a=3.6), cutoff_scale=1.2), repeat=2)
+    >>> big.n_atoms, big.n_bonds, big.n_stubs, big.offsets[-1]
+    (8, 18, 60, (1, 1, 1))
     """
-    nodes = list(graph.nodes)
-    index = {node: p for p, node in enumerate(nodes)}
-    positions = np.array([graph.nodes[n]["position"] for n in nodes], dtype=float).reshape(-1, 3)
-    elements = [str(graph.nodes[n]["element"]) for n in nodes]
+    counts = parse_repeat(repeat)
+    base_nodes = list(graph.nodes)
+    index = {node: p for p, node in enumerate(base_nodes)}
+    base = np.array([graph.nodes[n]["position"] for n in base_nodes], dtype=float).reshape(-1, 3)
+    elements = [str(graph.nodes[n]["element"]) for n in base_nodes]
     sizes = [6.0 + 10.0 * float(covalent_radii[atomic_numbers.get(e, 0)]) for e in elements]
     cell_matrix = graph.graph.get("cell") if graph.graph.get("periodic") else None
     cell = None if cell_matrix is None else np.asarray(cell_matrix, dtype=float)
+    if cell is None:
+        counts = (1, 1, 1)
+    _check_supercell_size(counts, len(base_nodes))
+    offsets: list[Repeat] = list(itertools.product(*(range(n) for n in counts)))  # type: ignore[arg-type]
+    copy_of = {c: k for k, c in enumerate(offsets)}
+    n_base = len(base_nodes)
+    if cell is None:
+        positions = base
+    else:
+        shifts_xyz = np.asarray(offsets, dtype=float) @ cell
+        positions = (shifts_xyz[:, None, :] + base[None, :, :]).reshape(-1, 3)
     bonds: Segments = ([], [], [])
     stubs: Segments = ([], [], [])
     n_bonds = n_stubs = 0
     for u, v, data in graph.edges(data=True):
         a, b = sorted((u, v))
-        pa, pb = positions[index[a]], positions[index[b]]
+        ia, ib = index[a], index[b]
         shifts = data.get("shifts") or (data.get("shift") or (0, 0, 0),)
         for shift in shifts:
-            if cell is None or not any(shift):
-                _add_segment(bonds, pa, pb)
+            if cell is None:
+                _add_segment(bonds, positions[ia], positions[ib])
                 n_bonds += 1
                 continue
-            offset = np.asarray(shift, dtype=float) @ cell
-            _add_segment(stubs, pa, (pa + pb + offset) / 2)
-            _add_segment(stubs, pb, (pa + pb - offset) / 2)
-            n_stubs += 2
+            s = tuple(int(x) for x in shift)
+            offset = np.asarray(s, dtype=float) @ cell
+            for k, c in enumerate(offsets):
+                pa, pb = positions[k * n_base + ia], positions[k * n_base + ib]
+                # a in copy c bonds to b in copy c + s; b in copy c bonds to a in copy c - s
+                ahead = tuple(ci + si for ci, si in zip(c, s, strict=True))
+                if ahead in copy_of:
+                    _add_segment(bonds, pa, pb + offset)
+                    n_bonds += 1
+                else:
+                    _add_segment(stubs, pa, (pa + pb + offset) / 2)
+                    n_stubs += 1
+                behind = tuple(ci - si for ci, si in zip(c, s, strict=True))
+                if behind not in copy_of:
+                    _add_segment(stubs, pb, (pa + pb - offset) / 2)
+                    n_stubs += 1
+    supercell = counts != (1, 1, 1)
+    hover = _hover_texts(graph, base_nodes)
+    if supercell:
+        hover = [
+            f"{text}<br>copy in cell {_shift_text(c)} of the {repeat_text(counts)} supercell"
+            for c in offsets
+            for text in hover
+        ]
     return StructureScene(
-        nodes=nodes,
+        nodes=base_nodes * len(offsets),
         positions=positions,
-        elements=elements,
-        colors=[element_color(e) for e in elements],
-        sizes=sizes,
-        hover=_hover_texts(graph, nodes),
+        elements=elements * len(offsets),
+        colors=[element_color(e) for e in elements] * len(offsets),
+        sizes=sizes * len(offsets),
+        hover=hover,
         bonds=bonds,
         n_bonds=n_bonds,
         stubs=stubs,
         n_stubs=n_stubs,
-        cell=None if cell is None else _cell_edges(cell),
+        cell=None if cell is None else _cell_edges(cell * np.asarray(counts)[:, None]),
+        offsets=[tuple(int(x) for x in c) for c in offsets],  # type: ignore[misc]
+        repeat=counts,
+        unit_cell=_cell_edges(cell) if cell is not None and supercell else None,
     )
 
 
@@ -424,6 +561,10 @@ class StructureController:
     ----------
     source, task, id, cutoff_scale, seed:
         As in :func:`load_structure`. Invalid input raises :class:`StructureError`.
+    repeat:
+        Draw a periodic structure as a supercell of this many copies of the cell (an int
+        ``n`` for ``n × n × n``, or ``(n1, n2, n3)``); 1 draws the cell alone. Molecules
+        ignore it. A bad value raises ``ValueError`` naming ``repeat``.
 
     Attributes
     ----------
@@ -431,10 +572,14 @@ class StructureController:
         The :class:`LoadedStructure`.
     scene:
         The :class:`StructureScene` drawn.
+    nodes:
+        The atoms (graph nodes) of the structure, once each, in node order.
+    repeat:
+        The supercell asked for (a periodic structure is drawn with it; see ``scene.repeat``).
     selected:
         Selected atoms (graph nodes), possibly empty.
     weights:
-        Per-atom highlight values in marker order, or None.
+        Per-atom highlight values in marker order (every copy gets its atom's value), or None.
 
     Examples
     --------
@@ -453,7 +598,10 @@ class StructureController:
         id: str | None = None,
         cutoff_scale: float | None = None,
         seed: int = 0,
+        repeat: Any = 1,
     ) -> None:
+        self.repeat: Repeat = parse_repeat(repeat)
+        self.repeat_note = ""
         self.load(source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed)
 
     def load(
@@ -464,18 +612,69 @@ class StructureController:
         id: str | None = None,
         cutoff_scale: float | None = None,
         seed: int = 0,
+        repeat: Any = None,
     ) -> LoadedStructure:
         """Load a new structure (see :func:`load_structure`); clears selection and highlight.
 
-        On error the previous structure is kept and :class:`StructureError` is raised.
+        ``repeat`` None keeps the current supercell, or falls back to the cell alone (with a
+        note in :meth:`describe`) where the new structure's supercell would be too large.
+
+        On error the previous structure is kept and :class:`StructureError` (``ValueError``
+        for a bad ``repeat``) is raised.
         """
+        counts = self.repeat if repeat is None else parse_repeat(repeat)
         loaded = load_structure(source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed)
+        note = ""
+        try:
+            scene = build_scene(loaded.graph, counts)
+        except ValueError as err:
+            if repeat is not None:
+                raise
+            note = f"shown as one cell: {err}"
+            counts = (1, 1, 1)
+            scene = build_scene(loaded.graph, counts)
         self.loaded = loaded
-        self.scene = build_scene(loaded.graph)
-        self._index = {node: p for p, node in enumerate(self.scene.nodes)}
+        self.repeat = counts
+        self.repeat_note = note
+        self._set_scene(scene)
         self.selected: tuple[Any, ...] = ()
         self.weights: list[float] | None = None
+        self._atom_weights: list[float] | None = None
         return loaded
+
+    def _set_scene(self, scene: StructureScene) -> None:
+        self.scene = scene
+        self.nodes = list(self.loaded.graph.nodes)
+        self._index: dict[Any, list[int]] = {node: [] for node in self.nodes}
+        for p, node in enumerate(scene.nodes):
+            self._index[node].append(p)
+
+    def set_repeat(self, repeat: Any) -> Repeat:
+        """Draw the structure as another supercell; keeps the selection and the highlight.
+
+        Returns
+        -------
+        tuple
+            The copies drawn along each cell vector (``(1, 1, 1)`` for molecules).
+
+        Raises
+        ------
+        ValueError
+            Naming ``repeat``, for a bad value or a supercell of more than
+            :data:`MAX_SUPERCELL_ATOMS` atoms (the current view is kept).
+        """
+        counts = parse_repeat(repeat)
+        scene = build_scene(self.graph, counts)
+        self.repeat = counts
+        self.repeat_note = ""
+        self._set_scene(scene)
+        if self._atom_weights is not None:
+            self.weights = self._expand(self._atom_weights)
+        return scene.repeat
+
+    def _expand(self, values: Sequence[float]) -> list[float]:
+        position = {node: i for i, node in enumerate(self.nodes)}
+        return [float(values[position[node]]) for node in self.scene.nodes]
 
     @property
     def graph(self) -> nx.Graph:
@@ -488,12 +687,20 @@ class StructureController:
         return self.scene.cell is not None
 
     def node_at(self, point: int) -> Any:
-        """Return the graph node drawn as marker ``point``."""
+        """Return the graph node drawn as marker ``point`` (any copy: the original atom)."""
         return self.scene.nodes[point]
+
+    def copy_at(self, point: int) -> tuple[Any, Repeat]:
+        """Return the atom drawn as marker ``point`` and its copy's cell offset."""
+        return self.scene.nodes[point], self.scene.offsets[point]
+
+    def markers_of(self, node: Any) -> list[int]:
+        """Return the markers that draw ``node`` (one per copy of the cell)."""
+        return list(self._index[self._check_node(node)])
 
     def _check_node(self, node: Any) -> Any:
         if node not in self._index:
-            raise ValueError(f"no atom {node!r} in the structure ({self.scene.n_atoms} atoms)")
+            raise ValueError(f"no atom {node!r} in the structure ({len(self.nodes)} atoms)")
         return node
 
     def select_atom(self, node: Any | None) -> tuple[Any, ...]:
@@ -516,8 +723,8 @@ class StructureController:
         return self.selected
 
     def selection_points(self) -> Segments:
-        """``(x, y, z)`` of the selected atoms, for the selection halo trace."""
-        pts = [self.scene.positions[self._index[n]] for n in self.selected]
+        """``(x, y, z)`` of every copy of the selected atoms, for the selection halo trace."""
+        pts = [self.scene.positions[p] for n in self.selected for p in self._index[n]]
         return tuple([float(p[axis]) for p in pts] for axis in range(3))  # type: ignore[return-value]
 
     def highlight(
@@ -533,24 +740,25 @@ class StructureController:
         Returns
         -------
         list or None
-            The values in marker order.
+            The values in marker order (every copy of an atom gets its value).
         """
         if atom_weights is None:
-            self.weights = None
+            self.weights = self._atom_weights = None
             return None
         if isinstance(atom_weights, Mapping):
             for node in atom_weights:
                 self._check_node(node)
-            values = [float(atom_weights.get(n, 0.0)) for n in self.scene.nodes]
+            values = [float(atom_weights.get(n, 0.0)) for n in self.nodes]
         else:
             arr = np.asarray(atom_weights, dtype=float).ravel()
-            if arr.size != self.scene.n_atoms:
-                raise ValueError(f"got {arr.size} weights for {self.scene.n_atoms} atoms")
+            if arr.size != len(self.nodes):
+                raise ValueError(f"got {arr.size} weights for {len(self.nodes)} atoms")
             values = [float(x) for x in arr]
         if not np.all(np.isfinite(values)):
             raise ValueError("atom weights must be finite")
-        self.weights = values
-        return values
+        self._atom_weights = values
+        self.weights = self._expand(values)
+        return self.weights
 
     def depiction_svg(self, width: int = 320, height: int = 240) -> str | None:
         """Return the RDKit 2-D depiction (SVG) with the selected atoms highlighted, or None.
@@ -573,9 +781,17 @@ class StructureController:
         """One-line summary for the status line."""
         scene = self.scene
         kind = "periodic cell" if self.periodic else "molecule"
-        parts = [f"{self.loaded.label}: {kind}, {scene.n_atoms} atoms, {scene.n_bonds} bonds"]
+        parts = [f"{self.loaded.label}: {kind}, {len(self.nodes)} atoms"]
+        if scene.repeat != (1, 1, 1):
+            parts[0] += (
+                f"; drawn as a {repeat_text(scene.repeat)} supercell of {scene.n_atoms} atoms"
+            )
+        parts[0] += f", {scene.n_bonds} bonds"
         if self.periodic:
-            parts.append(f"{scene.n_stubs} half-bond stubs across the cell boundary")
+            where = "supercell" if scene.repeat != (1, 1, 1) else "cell"
+            parts.append(f"{scene.n_stubs} half-bond stubs across the {where} boundary")
+        if self.repeat_note:
+            parts.append(self.repeat_note)
         if self.loaded.note:
             parts.append(self.loaded.note)
         return "; ".join(parts)
