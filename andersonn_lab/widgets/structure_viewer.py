@@ -29,11 +29,19 @@ import plotly.graph_objects as go
 
 from andersonn_lab.structures import StructureError
 
-from .structure_data import SELECTION_COLOR, StructureController
+from .structure_data import SELECTION_COLOR, StructureController, repeat_text
 
 __all__ = ["StructureViewer", "status_html"]
 
 _AXIS = {"visible": False, "showbackground": False}
+
+CAMERA_EYE = {"x": 1.85, "y": 0.95, "z": 0.6}
+"""Initial camera position. Not along a cell diagonal: plotly's default eye ``(1.25, 1.25,
+1.25)`` looks down ``[111]`` of a cubic cell, and then an atom at the cell centre hides the one
+at the corner (the Sr of the SrTiO3 perovskite cell, the Na of the rock-salt primitive cell)."""
+
+REPEAT_CHOICES = ((1, 1, 1), (2, 2, 2), (3, 3, 3))
+"""Supercells offered by the viewer's ``cell`` control."""
 
 
 def status_html(message: str, level: str = "info") -> str:
@@ -59,6 +67,13 @@ class StructureViewer(w.VBox):
     neighbour in another cell). Clicking an atom selects it. Molecules built from SMILES or
     an RDKit ``Mol`` also get an RDKit 2-D depiction with atom indices.
 
+    A periodic structure can be drawn as a small supercell (``repeat``, or the ``cell``
+    dropdown above the view): the copies' atoms, the network's bonds replicated across
+    them, stubs where a bond leaves the supercell, the supercell's edges and, lighter, the
+    original cell's. The model's network and image stay those of the one cell: hovering a
+    copy shows its original atom index and the copy's cell offset, and clicking any copy
+    selects the original atom (all its copies are marked).
+
     Parameters
     ----------
     source:
@@ -73,17 +88,25 @@ class StructureViewer(w.VBox):
         An existing :class:`StructureController` to show (then ``source`` etc. are ignored).
     height, width:
         Figure size in pixels (width None: plotly's default, 700).
+    repeat:
+        Draw a periodic structure as a supercell: an int ``n`` (``n × n × n`` copies of the
+        cell) or ``(n1, n2, n3)``, each 1 to 5, at most 2000 atoms drawn. None: one cell (or
+        the given controller's choice). Molecules ignore it.
 
     Raises
     ------
     StructureError
         For invalid input, naming it.
+    ValueError
+        For a bad ``repeat`` (naming it).
 
     Attributes
     ----------
     controller, fig, depiction, status:
         The controller, the ``go.FigureWidget``, the 2-D depiction ``HTML`` (hidden for
         crystals) and the status ``HTML``.
+    cell_choice:
+        The ``Dropdown`` of the supercell drawn (hidden for molecules).
 
     Examples
     --------
@@ -91,6 +114,8 @@ class StructureViewer(w.VBox):
     >>> viewer = StructureViewer(bulk("NaCl", "rocksalt", a=5.64), cutoff_scale=1.1)
     >>> viewer.trace("cell") is not None, viewer.depiction.value
     (True, '')
+    >>> viewer.set_repeat(2), len(viewer.trace("atoms").x)
+    ((2, 2, 2), 16)
     """
 
     def __init__(
@@ -104,10 +129,20 @@ class StructureViewer(w.VBox):
         controller: StructureController | None = None,
         height: int = 420,
         width: int | None = None,
+        repeat: int | Sequence[int] | None = None,
     ) -> None:
-        self.controller = controller or StructureController(
-            source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed
-        )
+        if controller is None:
+            controller = StructureController(
+                source,
+                task=task,
+                id=id,
+                cutoff_scale=cutoff_scale,
+                seed=seed,
+                repeat=1 if repeat is None else repeat,
+            )
+        elif repeat is not None:
+            controller.set_repeat(repeat)
+        self.controller = controller
         self._callbacks: list[Callable[[tuple[Any, ...]], None]] = []
         self.fig = go.FigureWidget(
             layout={
@@ -115,15 +150,32 @@ class StructureViewer(w.VBox):
                 "width": width,
                 "margin": {"l": 0, "r": 0, "t": 24, "b": 0},
                 "showlegend": False,
-                "scene": {"xaxis": _AXIS, "yaxis": _AXIS, "zaxis": _AXIS, "aspectmode": "data"},
+                "scene": {
+                    "xaxis": _AXIS,
+                    "yaxis": _AXIS,
+                    "zaxis": _AXIS,
+                    "aspectmode": "data",
+                    "camera": {"eye": CAMERA_EYE},
+                },
                 "uirevision": "keep",
             }
         )
         self.depiction = w.HTML(layout=w.Layout(min_width="0px"))
         self.status = w.HTML()
+        self.cell_choice = w.Dropdown(
+            description="cell:",
+            tooltip="Draw the periodic cell alone or as a supercell (the model sees one cell)",
+            layout=w.Layout(width="160px"),
+            style={"description_width": "32px"},
+        )
+        self._syncing = False
+        self._sync_cell_choice()
+        self.cell_choice.observe(self._on_cell_choice, names="value")
         # the 2-D depiction goes below the 3-D view when the output is too narrow for both
         wrap = w.Layout(flex_flow="row wrap", align_items="flex-start")
-        super().__init__([self.status, w.HBox([self.fig, self.depiction], layout=wrap)])
+        super().__init__(
+            [self.status, self.cell_choice, w.HBox([self.fig, self.depiction], layout=wrap)]
+        )
         self._draw()
 
     @classmethod
@@ -139,7 +191,7 @@ class StructureViewer(w.VBox):
     # ------------------------------------------------------------------ drawing
     def trace(self, name: str) -> Any:
         """Return the figure trace named ``name`` (``"bonds"``, ``"stubs"``, ``"cell"``,
-        ``"atoms"``, ``"selection"``), or None if the structure has none."""
+        ``"unit_cell"``, ``"atoms"``, ``"selection"``), or None if the structure has none."""
         for trace in self.fig.data:
             if trace.name == name:
                 return trace
@@ -179,6 +231,18 @@ class StructureViewer(w.VBox):
                     z=scene.cell[2],
                     mode="lines",
                     line={"color": "#1f3b73", "width": 2},
+                    hoverinfo="skip",
+                )
+            )
+        if scene.unit_cell is not None:
+            traces.append(
+                go.Scatter3d(
+                    name="unit_cell",
+                    x=scene.unit_cell[0],
+                    y=scene.unit_cell[1],
+                    z=scene.unit_cell[2],
+                    mode="lines",
+                    line={"color": "#8fa3cc", "width": 1.5, "dash": "dot"},
                     hoverinfo="skip",
                 )
             )
@@ -243,6 +307,52 @@ class StructureViewer(w.VBox):
         self.depiction.value = svg or ""
         self.depiction.layout.display = None if svg else "none"
 
+    # ------------------------------------------------------------------ supercell
+    def _sync_cell_choice(self) -> None:
+        """Show the supercell drawn in the dropdown (hidden for molecules)."""
+        ctrl = self.controller
+        current = ctrl.scene.repeat if ctrl.periodic else ctrl.repeat
+        choices = list(REPEAT_CHOICES)
+        if current not in choices:
+            choices.append(current)
+        self._syncing = True
+        try:
+            self.cell_choice.options = [(repeat_text(c), c) for c in choices]
+            self.cell_choice.value = current
+        finally:
+            self._syncing = False
+        self.cell_choice.layout.display = None if ctrl.periodic else "none"
+
+    def _on_cell_choice(self, change: Mapping[str, Any]) -> None:
+        if self._syncing or change["new"] == self.controller.scene.repeat:
+            return
+        try:
+            self.set_repeat(change["new"])
+        except ValueError as err:
+            self._sync_cell_choice()
+            self.status.value = status_html(str(err), "error")
+
+    def set_repeat(self, repeat: int | Sequence[int]) -> tuple[int, int, int]:
+        """Draw a periodic structure as an ``n1 × n2 × n3`` supercell (an int: ``n × n × n``).
+
+        The selection and the highlight are kept. Molecules ignore it (one copy is drawn).
+
+        Returns
+        -------
+        tuple
+            The copies drawn along each cell vector.
+
+        Raises
+        ------
+        ValueError
+            Naming ``repeat``, for a bad value or a supercell of too many atoms (the view is
+            kept).
+        """
+        drawn = self.controller.set_repeat(repeat)
+        self._sync_cell_choice()
+        self._draw()
+        return drawn
+
     # ------------------------------------------------------------------ public API
     def load(self, source: Any = None, **kwargs: Any) -> bool:
         """Show another structure; on bad input show the error and keep the current one.
@@ -257,6 +367,7 @@ class StructureViewer(w.VBox):
         except (StructureError, ValueError, TypeError) as err:
             self.status.value = status_html(str(err), "error")
             return False
+        self._sync_cell_choice()
         self._draw()
         self._notify()
         return True
@@ -303,7 +414,8 @@ class StructureViewer(w.VBox):
             self._draw_selection()
 
     def handle_click(self, trace: Any, points: Any, selector: Any = None) -> None:
-        """Plotly ``on_click`` handler of the atom markers: select the clicked atom."""
+        """Plotly ``on_click`` handler of the atom markers: select the clicked atom (for a copy
+        in a supercell, the original atom)."""
         if not points.point_inds:
             return
         self.select_atom(self.controller.node_at(points.point_inds[0]))
