@@ -548,7 +548,7 @@ def build_scene(graph: nx.Graph, repeat: Any = 1) -> StructureScene:
         stubs=stubs,
         n_stubs=n_stubs,
         cell=None if cell is None else _cell_edges(cell * np.asarray(counts)[:, None]),
-        offsets=[tuple(int(x) for x in c) for c in offsets],  # type: ignore[misc]
+        offsets=[tuple(int(x) for x in c) for c in offsets for _ in base_nodes],  # type: ignore[misc]
         repeat=counts,
         unit_cell=_cell_edges(cell) if cell is not None and supercell else None,
     )
@@ -602,7 +602,7 @@ class StructureController:
     ) -> None:
         self.repeat: Repeat = parse_repeat(repeat)
         self.repeat_note = ""
-        self.load(source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed)
+        self.load(source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed, repeat=repeat)
 
     def load(
         self,

@@ -1,0 +1,280 @@
+"""Crystals drawn as a supercell (``StructureViewer(repeat=...)``, issue #19), no browser."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+
+import numpy as np
+import pytest
+from ase.build import bulk
+from plotly.callbacks import Points
+
+from andersonn_lab.datasets import crystals
+from andersonn_lab.widgets.image_viewer import ImageViewer
+from andersonn_lab.widgets.linked import StructureImageView, link
+from andersonn_lab.widgets.structure_data import StructureController, build_scene
+from andersonn_lab.widgets.structure_viewer import CAMERA_EYE, StructureViewer
+
+os.environ.setdefault("PLOTLY_RENDERER", "json")
+
+ASPIRIN = "CC(=O)Oc1ccccc1C(=O)O"
+IDS = ("NaCl-B1", "SrTiO3-perovskite", "TiO2-rutile", "Si-diamond")
+
+
+@pytest.fixture(scope="module")
+def entries() -> dict:
+    return {e.id: e for e in crystals.load_entries() if e.id in IDS}
+
+
+def segments(trace) -> np.ndarray:
+    """``(n, 2, 3)`` start and end points of a lines trace."""
+    xyz = np.array([trace.x, trace.y, trace.z], dtype=float).T
+    return xyz.reshape(-1, 3, 3)[:, :2]
+
+
+def marker_positions(viewer: StructureViewer) -> np.ndarray:
+    atoms = viewer.trace("atoms")
+    return np.column_stack([atoms.x, atoms.y, atoms.z]).astype(float)
+
+
+def marker_at(points: np.ndarray, xyz: np.ndarray) -> np.ndarray:
+    """Index of the marker at each point, -1 where no marker is."""
+    dist = np.linalg.norm(points[:, None] - xyz[None], axis=2)
+    return np.where(dist.min(axis=1) < 1e-6, dist.argmin(axis=1), -1)
+
+
+def degrees(graph) -> Counter:
+    """Bond instances at each atom (a bond to its own image counts at both ends)."""
+    count: Counter = Counter()
+    for u, v, data in graph.edges(data=True):
+        count[u] += len(data["shifts"])
+        count[v] += len(data["shifts"])
+    return count
+
+
+@pytest.mark.parametrize(
+    ("entry_id", "repeat", "counts"),
+    [
+        ("NaCl-B1", 2, (2, 2, 2)),
+        ("SrTiO3-perovskite", (2, 1, 3), (2, 1, 3)),
+        ("TiO2-rutile", (1, 2, 2), (1, 2, 2)),
+        ("Si-diamond", 3, (3, 3, 3)),
+    ],
+)
+def test_supercell_draws_every_copy_with_the_networks_bonds_and_boundary_stubs(
+    entries, entry_id, repeat, counts
+):
+    viewer = StructureViewer(entries[entry_id], repeat=repeat)
+    ctrl = viewer.controller
+    graph, n = ctrl.graph, ctrl.graph.number_of_nodes()
+    copies = int(np.prod(counts))
+    xyz = marker_positions(viewer)
+    assert len(xyz) == copies * n == ctrl.scene.n_atoms
+    assert ctrl.scene.repeat == counts and len(ctrl.nodes) == n
+    cell = np.asarray(graph.graph["cell"], dtype=float)
+    base = np.array([graph.nodes[v]["position"] for v in ctrl.nodes], dtype=float)
+    for p, (node, offset) in enumerate(zip(ctrl.scene.nodes, ctrl.scene.offsets, strict=True)):
+        assert np.allclose(xyz[p], base[ctrl.nodes.index(node)] + np.asarray(offset) @ cell)
+    assert sorted(set(ctrl.scene.offsets)) == sorted(np.ndindex(*counts))
+    # bonds join two drawn atoms; stubs start at one and point half-way to an atom outside
+    bonds, stubs = segments(viewer.trace("bonds")), segments(viewer.trace("stubs"))
+    ends = marker_at(bonds.reshape(-1, 3), xyz).reshape(-1, 2)
+    assert np.all(ends >= 0)
+    starts = marker_at(stubs[:, 0], xyz)
+    assert np.all(starts >= 0)
+    far_ends = stubs[:, 0] + 2 * (stubs[:, 1] - stubs[:, 0])
+    assert np.all(marker_at(far_ends, xyz) == -1)
+    # every copy of an atom has all of its bonds in the network, as bonds or stubs
+    per_marker = Counter(ends.ravel().tolist()) + Counter(starts.tolist())
+    degree = degrees(graph)
+    for p, node in enumerate(ctrl.scene.nodes):
+        assert per_marker[p] == degree[node], (p, node)
+    # and each bond or stub has the length of a bond of the network
+    distances = sorted(
+        {round(d, 4) for _, _, data in graph.edges(data=True) for d in data["distances"]}
+    )
+    lengths = np.concatenate(
+        [
+            np.linalg.norm(bonds[:, 1] - bonds[:, 0], axis=1),
+            2 * np.linalg.norm(stubs[:, 1] - stubs[:, 0], axis=1),
+        ]
+    )
+    assert set(np.round(lengths, 4).tolist()) <= set(distances)
+    # the supercell's 12 edges and, lighter, the original cell's
+    corners = {tuple(np.round(p, 6)) for p in segments(viewer.trace("cell")).reshape(-1, 3)}
+    assert tuple(np.round(np.asarray(counts) @ cell, 6)) in corners and len(corners) == 8
+    unit = {tuple(np.round(p, 6)) for p in segments(viewer.trace("unit_cell")).reshape(-1, 3)}
+    assert tuple(np.round(cell.sum(axis=0), 6)) in unit and len(unit) == 8
+    assert f"drawn as a {'×'.join(map(str, counts))} supercell of {copies * n} atoms" in (
+        viewer.status.value
+    )
+
+
+def test_rock_salt_two_by_two_by_two_has_six_chlorine_neighbours_at_every_sodium(entries):
+    viewer = StructureViewer(entries["NaCl-B1"], repeat=(2, 2, 2))
+    scene = viewer.controller.scene
+    assert scene.n_atoms == 16 and scene.elements.count("Na") == 8
+    xyz = marker_positions(viewer)
+    bonds, stubs = segments(viewer.trace("bonds")), segments(viewer.trace("stubs"))
+    ends = marker_at(bonds.reshape(-1, 3), xyz).reshape(-1, 2)
+    starts = marker_at(stubs[:, 0], xyz)
+    for p, element in enumerate(scene.elements):
+        partners = [scene.elements[q] for a, q in ends.tolist() if a == p]
+        partners += [scene.elements[a] for a, q in ends.tolist() if q == p]
+        n_stubs = int(np.sum(starts == p))
+        other = "Cl" if element == "Na" else "Na"
+        assert set(partners) <= {other} and len(partners) + n_stubs == 6
+    # the whole supercell: 16 atoms × 6 bond ends = 2 per bond + 1 per stub
+    assert 2 * scene.n_bonds + scene.n_stubs == 96 and scene.n_bonds > 0
+    one_cell = StructureViewer(entries["NaCl-B1"])
+    assert len(one_cell.trace("atoms").x) == 2 and one_cell.trace("unit_cell") is None
+
+
+def test_clicking_any_copy_selects_the_original_atom_and_marks_all_its_copies(entries):
+    viewer = StructureViewer(entries["SrTiO3-perovskite"], repeat=2)
+    ctrl, n = viewer.controller, 5
+    seen: list = []
+    viewer.on_select(seen.append)
+    atoms = viewer.trace("atoms")
+    point = 3 * n + 1  # the Ti of the copy at cell offset (0, 1, 1)
+    assert ctrl.copy_at(point) == (1, (0, 1, 1))
+    hover = atoms.hovertext[point]
+    assert hover.startswith("atom 1 · Ti") and "[0 +1 +1]" in hover and "2×2×2" in hover
+    viewer.handle_click(atoms, Points(point_inds=[point], xs=[0.0], ys=[0.0]))
+    assert ctrl.selected == (1,) and seen == [(1,)]
+    halo = viewer.trace("selection")
+    halo_xyz = np.column_stack([halo.x, halo.y, halo.z]).astype(float)
+    assert sorted(marker_at(halo_xyz, marker_positions(viewer))) == ctrl.markers_of(1)
+    assert len(ctrl.markers_of(1)) == 8
+    viewer.select_atoms([0, 2])
+    assert len(viewer.trace("selection").x) == 16
+    weights = viewer.highlight({1: 2.0})
+    assert len(weights) == 40 and [weights[p] for p in ctrl.markers_of(1)] == [2.0] * 8
+    assert sum(weights) == 16.0
+    assert viewer.highlight([0.0, 1.0, 2.0, 3.0, 4.0])[n:10] == [0.0, 1.0, 2.0, 3.0, 4.0]
+    with pytest.raises(ValueError, match="got 40 weights for 5 atoms"):
+        viewer.highlight(np.zeros(40))
+    with pytest.raises(ValueError, match=r"no atom 7 in the structure \(5 atoms\)"):
+        viewer.select_atom(7)
+    # back to one cell: selection and highlight kept, in terms of the original atoms
+    viewer.set_repeat(1)
+    assert len(viewer.trace("atoms").x) == 5 and ctrl.selected == (0, 2)
+    assert list(viewer.trace("atoms").marker.color) == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert viewer.trace("unit_cell") is None and len(viewer.trace("selection").x) == 2
+
+
+@pytest.mark.parametrize(
+    ("repeat", "message"),
+    [
+        (0, "repeat=0: each count"),
+        (-2, "repeat=-2: each count"),
+        (6, "repeat=6: each count of copies must be an int from 1 to 5"),
+        ((2, 0, 1), r"repeat=\(2, 0, 1\)"),
+        (2.0, "repeat=2.0: expected an int"),
+        (True, "repeat=True: expected an int"),
+        ("2", "repeat='2': expected an int"),
+        ((2, 2), r"repeat=\(2, 2\): expected"),
+        ((2, 2, 1.5), "expected an int"),
+    ],
+)
+def test_bad_repeat_values_raise_naming_the_argument(entries, repeat, message):
+    with pytest.raises(ValueError, match=message):
+        StructureViewer(entries["NaCl-B1"], repeat=repeat)
+    with pytest.raises(ValueError, match=message):
+        StructureViewer(ASPIRIN, repeat=repeat)  # even where it would be ignored
+
+
+def test_a_supercell_of_too_many_atoms_is_refused_and_the_view_kept():
+    big = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat((3, 1, 1))  # 24 atoms
+    with pytest.raises(ValueError, match=r"repeat=5×5×5 would draw 3000 atoms"):
+        StructureViewer(big, repeat=5)
+    viewer = StructureViewer(big, repeat=(4, 4, 4))  # 1536 atoms: allowed
+    assert len(viewer.trace("atoms").x) == 1536
+    with pytest.raises(ValueError, match="repeat=5×5×5"):
+        viewer.set_repeat(5)
+    assert len(viewer.trace("atoms").x) == 1536 and viewer.controller.repeat == (4, 4, 4)
+    viewer.cell_choice.value = (2, 2, 2)  # the control switches it live
+    assert len(viewer.trace("atoms").x) == 192
+    # loading a structure whose supercell is too large falls back to one cell, noted
+    viewer.set_repeat(3)
+    assert viewer.load(big.repeat((2, 2, 2))) is True  # 192 atoms × 27 > 2000
+    assert len(viewer.trace("atoms").x) == 192 and viewer.cell_choice.value == (1, 1, 1)
+    assert "shown as one cell" in viewer.status.value
+
+
+def test_the_cell_control_switches_live_and_molecules_ignore_repeat(entries):
+    viewer = StructureViewer(entries["NaCl-B1"])
+    choice = viewer.cell_choice
+    assert choice.layout.display is None and choice.value == (1, 1, 1)
+    assert [label for label, _ in choice.options] == ["1×1×1", "2×2×2", "3×3×3"]
+    viewer.select_atom(0)
+    choice.value = (3, 3, 3)
+    assert len(viewer.trace("atoms").x) == 54 and len(viewer.trace("selection").x) == 27
+    assert viewer.controller.selected == (0,)
+    choice.value = (1, 1, 1)
+    assert len(viewer.trace("atoms").x) == 2 and viewer.trace("unit_cell") is None
+    odd = StructureViewer(entries["NaCl-B1"], repeat=(2, 1, 1))
+    assert odd.cell_choice.value == (2, 1, 1) and len(odd.cell_choice.options) == 4
+    # molecules: the control is hidden and repeat changes nothing
+    molecule = StructureViewer(ASPIRIN, repeat=3)
+    plain = StructureViewer(ASPIRIN)
+    assert molecule.cell_choice.layout.display == "none"
+    assert [t.name for t in molecule.fig.data] == [t.name for t in plain.fig.data]
+    assert len(molecule.trace("atoms").x) == 13 and molecule.trace("cell") is None
+    assert molecule.set_repeat(2) == (1, 1, 1) and len(molecule.trace("atoms").x) == 13
+    assert molecule.status.value == plain.status.value
+    # a crystal viewer keeps its supercell through loads; a molecule hides the control
+    viewer.set_repeat(2)
+    assert viewer.load(ASPIRIN) and choice.layout.display == "none"
+    assert viewer.load(entries["Si-diamond"]) and choice.layout.display is None
+    assert len(viewer.trace("atoms").x) == 16 and choice.value == (2, 2, 2)
+
+
+def test_build_scene_of_one_cell_is_unchanged(entries):
+    graph = StructureController(entries["TiO2-rutile"]).graph
+    one, same = build_scene(graph), build_scene(graph, (1, 1, 1))
+    assert one.n_atoms == 6 and one.unit_cell is None and one.offsets == [(0, 0, 0)] * 6
+    assert one.bonds == same.bonds and one.stubs == same.stubs and one.hover == same.hover
+    assert all("copy in cell" not in text for text in one.hover)
+
+
+def test_linked_view_with_a_supercell_lights_the_original_atoms_image_row(entries):
+    view = StructureImageView(entries["NaCl-B1"], repeat=2, encoding="neighbors", size=8)
+    sv, iv = view.structure, view.image
+    assert len(sv.trace("atoms").x) == 16
+    assert iv.controller.graph.number_of_nodes() == 2  # the image is of the one cell
+    row = iv.controller.order.index(1)
+    point = 2 * 5 + 1  # the Cl of the copy at cell offset (1, 0, 1)
+    assert sv.controller.copy_at(point) == (1, (1, 0, 1))
+    sv.handle_click(sv.trace("atoms"), Points(point_inds=[point], xs=[0.0], ys=[0.0]))
+    assert iv.controller.selected_atom == 1
+    assert iv.controller.highlights()[0].row0 == row
+    atoms = view.select_pixel(row, 1)
+    assert atoms == (1, 0) and sv.controller.selected == (1, 0)
+    assert len(sv.trace("selection").x) == 16  # every copy of both atoms
+    sv.cell_choice.value = (1, 1, 1)
+    assert sv.controller.selected == (1, 0) and len(sv.trace("selection").x) == 2
+    # link() of a supercell viewer and an image of its network
+    sv2 = StructureViewer(entries["SrTiO3-perovskite"], repeat=(1, 2, 1))
+    iv2 = ImageViewer(sv2.controller.graph, encoding="adjacency", size=8)
+    link(sv2, iv2)
+    sv2.handle_click(sv2.trace("atoms"), Points(point_inds=[5 + 3], xs=[0.0], ys=[0.0]))
+    assert sv2.controller.selected == (3,) and iv2.controller.selected_atom == 3
+
+
+def test_the_first_camera_does_not_look_down_a_cell_diagonal(entries):
+    """Plotly's default eye looks down [111] of a cubic cell: in the SrTiO3 cell the Ti at the
+    centre then hides the Sr at the corner, and the rock-salt cell's two atoms are one blob."""
+    for entry_id in ("SrTiO3-perovskite", "NaCl-B1"):
+        for repeat in (1, 2):
+            viewer = StructureViewer(entries[entry_id], repeat=repeat)
+            eye = viewer.fig.layout.scene.camera.eye
+            d = np.array([eye.x, eye.y, eye.z], dtype=float)
+            assert np.allclose(d, [CAMERA_EYE[a] for a in "xyz"])
+            d /= np.linalg.norm(d)
+            xyz = marker_positions(viewer)
+            flat = xyz - np.outer(xyz @ d, d)  # positions seen along the view direction
+            gaps = np.linalg.norm(flat[:, None] - flat[None], axis=2)
+            np.fill_diagonal(gaps, np.inf)
+            assert gaps.min() > 0.5, (entry_id, repeat)
