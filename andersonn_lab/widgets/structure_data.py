@@ -727,6 +727,10 @@ class StructureController:
         pts = [self.scene.positions[p] for n in self.selected for p in self._index[n]]
         return tuple([float(p[axis]) for p in pts] for axis in range(3))  # type: ignore[return-value]
 
+    def selection_sizes(self, margin: float = 10.0) -> list[float]:
+        """Marker sizes of the selection halo: each selected copy's size plus ``margin``."""
+        return [self.scene.sizes[p] + margin for n in self.selected for p in self._index[n]]
+
     def highlight(
         self, atom_weights: Mapping[Any, float] | Sequence[float] | np.ndarray | None
     ) -> list[float] | None:

@@ -266,7 +266,7 @@ class StructureViewer(w.VBox):
                 y=[],
                 z=[],
                 mode="markers",
-                marker={"size": 1.6 * max(scene.sizes), "color": SELECTION_COLOR, "opacity": 0.5},
+                marker={"size": 1.6 * max(scene.sizes), "color": SELECTION_COLOR, "opacity": 0.45},
                 hoverinfo="skip",
             )
         )
@@ -302,7 +302,10 @@ class StructureViewer(w.VBox):
 
     def _draw_selection(self) -> None:
         x, y, z = self.controller.selection_points()
-        self.trace("selection").update(x=x, y=y, z=z)
+        # a halo a little larger than each atom: one as large as the largest atom hid the
+        # neighbours of small atoms (and, in a supercell, whole copies)
+        sizes = self.controller.selection_sizes()
+        self.trace("selection").update(x=x, y=y, z=z, marker={"size": sizes})
         svg = self.controller.depiction_svg()
         self.depiction.value = svg or ""
         self.depiction.layout.display = None if svg else "none"
