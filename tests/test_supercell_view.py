@@ -69,14 +69,34 @@ def test_supercell_draws_every_copy_with_the_networks_bonds_and_boundary_stubs(
     ctrl = viewer.controller
     graph, n = ctrl.graph, ctrl.graph.number_of_nodes()
     copies = int(np.prod(counts))
-    xyz = marker_positions(viewer)
-    assert len(xyz) == copies * n == ctrl.scene.n_atoms
+    assert ctrl.scene.n_atoms == copies * n
     assert ctrl.scene.repeat == counts and len(ctrl.nodes) == n
+    assert sorted(set(ctrl.scene.offsets)) == sorted(np.ndindex(*counts))
+    assert ctrl.scene.nodes[:n] == ctrl.nodes and ctrl.scene.offsets[:n] == [(0, 0, 0)] * n
+    check_copies_and_bonds(viewer)
+    cell = np.asarray(graph.graph["cell"], dtype=float)
+    # the supercell's 12 edges and, lighter, the original cell's
+    corners = {tuple(np.round(p, 6)) for p in segments(viewer.trace("cell")).reshape(-1, 3)}
+    assert tuple(np.round(np.asarray(counts) @ cell, 6)) in corners and len(corners) == 8
+    unit = {tuple(np.round(p, 6)) for p in segments(viewer.trace("unit_cell")).reshape(-1, 3)}
+    assert tuple(np.round(cell.sum(axis=0), 6)) in unit and len(unit) == 8
+    assert f"drawn as a {'×'.join(map(str, counts))} supercell of {copies * n} atoms" in (
+        viewer.status.value
+    )
+
+
+def check_copies_and_bonds(viewer: StructureViewer) -> None:
+    """Each marker is its atom shifted by its cell offset; bonds join drawn atoms, stubs point
+    half-way to atoms not drawn, and every copy has all of its atom's bonds in the network."""
+    ctrl = viewer.controller
+    graph = ctrl.graph
+    xyz = marker_positions(viewer)
+    assert len(xyz) == ctrl.scene.n_atoms
     cell = np.asarray(graph.graph["cell"], dtype=float)
     base = np.array([graph.nodes[v]["position"] for v in ctrl.nodes], dtype=float)
     for p, (node, offset) in enumerate(zip(ctrl.scene.nodes, ctrl.scene.offsets, strict=True)):
         assert np.allclose(xyz[p], base[ctrl.nodes.index(node)] + np.asarray(offset) @ cell)
-    assert sorted(set(ctrl.scene.offsets)) == sorted(np.ndindex(*counts))
+    assert len(set(zip(ctrl.scene.nodes, ctrl.scene.offsets, strict=True))) == len(xyz)
     # bonds join two drawn atoms; stubs start at one and point half-way to an atom outside
     bonds, stubs = segments(viewer.trace("bonds")), segments(viewer.trace("stubs"))
     ends = marker_at(bonds.reshape(-1, 3), xyz).reshape(-1, 2)
@@ -101,14 +121,6 @@ def test_supercell_draws_every_copy_with_the_networks_bonds_and_boundary_stubs(
         ]
     )
     assert set(np.round(lengths, 4).tolist()) <= set(distances)
-    # the supercell's 12 edges and, lighter, the original cell's
-    corners = {tuple(np.round(p, 6)) for p in segments(viewer.trace("cell")).reshape(-1, 3)}
-    assert tuple(np.round(np.asarray(counts) @ cell, 6)) in corners and len(corners) == 8
-    unit = {tuple(np.round(p, 6)) for p in segments(viewer.trace("unit_cell")).reshape(-1, 3)}
-    assert tuple(np.round(cell.sum(axis=0), 6)) in unit and len(unit) == 8
-    assert f"drawn as a {'×'.join(map(str, counts))} supercell of {copies * n} atoms" in (
-        viewer.status.value
-    )
 
 
 def test_rock_salt_two_by_two_by_two_has_six_chlorine_neighbours_at_every_sodium(entries):
@@ -207,7 +219,8 @@ def test_the_cell_control_switches_live_and_molecules_ignore_repeat(entries):
     viewer = StructureViewer(entries["NaCl-B1"])
     choice = viewer.cell_choice
     assert choice.layout.display is None and choice.value == (1, 1, 1)
-    assert [label for label, _ in choice.options] == ["1×1×1", "2×2×2", "3×3×3"]
+    labels = ["1×1×1", "2×2×2", "3×3×3", "conventional"]
+    assert [label for label, _ in choice.options] == labels
     viewer.select_atom(0)
     choice.value = (3, 3, 3)
     assert len(viewer.trace("atoms").x) == 54 and len(viewer.trace("selection").x) == 27
@@ -215,7 +228,9 @@ def test_the_cell_control_switches_live_and_molecules_ignore_repeat(entries):
     choice.value = (1, 1, 1)
     assert len(viewer.trace("atoms").x) == 2 and viewer.trace("unit_cell") is None
     odd = StructureViewer(entries["NaCl-B1"], repeat=(2, 1, 1))
-    assert odd.cell_choice.value == (2, 1, 1) and len(odd.cell_choice.options) == 4
+    assert odd.cell_choice.value == (2, 1, 1) and len(odd.cell_choice.options) == 5
+    cubic = StructureViewer(entries["SrTiO3-perovskite"])  # its cell is the conventional one
+    assert [label for label, _ in cubic.cell_choice.options] == labels[:3]
     # molecules: the control is hidden and repeat changes nothing
     molecule = StructureViewer(ASPIRIN, repeat=3)
     plain = StructureViewer(ASPIRIN)
@@ -278,3 +293,45 @@ def test_the_first_camera_does_not_look_down_a_cell_diagonal(entries):
             gaps = np.linalg.norm(flat[:, None] - flat[None], axis=2)
             np.fill_diagonal(gaps, np.inf)
             assert gaps.min() > 0.5, (entry_id, repeat)
+
+
+@pytest.mark.parametrize(
+    ("entry_id", "n_atoms", "elements"),
+    [("NaCl-B1", 8, {"Na": 4, "Cl": 4}), ("Si-diamond", 8, {"Si": 8})],
+)
+def test_conventional_cell_of_rock_salt_and_diamond_is_the_cube(
+    entries, entry_id, n_atoms, elements
+):
+    viewer = StructureViewer(entries[entry_id], repeat="conventional")
+    scene = viewer.controller.scene
+    assert scene.n_atoms == n_atoms and Counter(scene.elements) == elements
+    assert scene.repeat == "conventional" and viewer.cell_choice.value == "conventional"
+    check_copies_and_bonds(viewer)
+    edges = segments(viewer.trace("cell"))
+    lengths = np.linalg.norm(edges[:, 1] - edges[:, 0], axis=1)
+    a = float(np.round(lengths[0], 4))
+    assert np.allclose(lengths, a)  # a cube: 12 edges of one length ...
+    directions = np.abs(np.round((edges[:, 1] - edges[:, 0]) / a, 6))
+    assert {tuple(d) for d in directions} == {(1, 0, 0), (0, 1, 0), (0, 0, 1)}  # ... on x, y, z
+    volume = abs(np.linalg.det(np.asarray(viewer.controller.graph.graph["cell"])))
+    assert a**3 == pytest.approx(4 * volume, rel=1e-6)
+    assert viewer.trace("unit_cell") is not None
+    hover = viewer.trace("atoms").hovertext
+    assert all("of the conventional cell" in text for text in hover)
+    assert f"drawn as its conventional cell of {n_atoms} atoms" in viewer.status.value
+    # clicking a copy selects its atom; every copy is marked
+    point = next(p for p, off in enumerate(scene.offsets) if any(off))
+    node = scene.nodes[point]
+    viewer.handle_click(viewer.trace("atoms"), Points(point_inds=[point], xs=[0.0], ys=[0.0]))
+    assert viewer.controller.selected == (node,)
+    assert len(viewer.trace("selection").x) == scene.nodes.count(node) == 4
+
+
+def test_conventional_cell_of_a_cell_that_is_conventional_already_is_the_cell(entries):
+    cubic = StructureController(entries["SrTiO3-perovskite"], repeat="conventional")
+    assert cubic.scene.n_atoms == 5 and cubic.scene.unit_cell is None
+    assert cubic.conventional_cells == 1 and "drawn as" not in cubic.describe()
+    odd = bulk("Cu", "fcc", a=3.6)
+    odd.set_cell([[0.0, 1.8, 1.9], [1.7, 0.1, 1.8], [1.8, 1.75, 0.05]], scale_atoms=True)
+    triclinic = StructureController(odd, repeat="conventional", cutoff_scale=1.3)
+    assert triclinic.scene.n_atoms == 1  # no larger conventional cell: the cell itself

@@ -109,7 +109,7 @@ class StructureImageView(w.HBox):
         encoding: str = "adjacency",
         size: int = 32,
         k: int | None = None,
-        repeat: int | Sequence[int] | None = None,
+        repeat: int | Sequence[int] | str | None = None,
     ) -> None:
         self.structure = StructureViewer(
             source,

@@ -22,6 +22,8 @@ structure's own network replicated across the copies (no bond is recomputed). A 
 from ``u`` in copy ``c`` to ``v`` with shift ``S`` is a full segment when the copy ``c + S`` is
 in the supercell, and a half-bond stub at the supercell boundary when not. Selections and
 highlights stay in terms of the original atoms: every copy of a selected atom is marked.
+``repeat="conventional"`` draws the conventional cell instead (the cube of rock salt or of
+diamond; see :func:`conventional_matrix`): the copies of the atoms that lie inside it.
 
 Examples
 --------
@@ -42,7 +44,9 @@ from typing import Any
 import networkx as nx
 import numpy as np
 from ase import Atoms
+from ase.cell import Cell
 from ase.data import atomic_numbers, covalent_radii
+from ase.lattice import identify_lattice
 from rdkit import Chem
 from rdkit.Chem.Draw import rdMolDraw2D
 
@@ -52,15 +56,18 @@ __all__ = [
     "DEFAULT_COLOR",
     "ELEMENT_COLORS",
     "LoadedStructure",
+    "CONVENTIONAL",
     "MAX_REPEAT",
     "MAX_SUPERCELL_ATOMS",
     "Segments",
     "StructureController",
     "StructureScene",
     "build_scene",
+    "conventional_matrix",
     "element_color",
     "load_structure",
     "parse_repeat",
+    "repeat_text",
 ]
 
 ELEMENT_COLORS: dict[str, str] = {
@@ -279,13 +286,20 @@ Segments = tuple[list[float | None], list[float | None], list[float | None]]
 Repeat = tuple[int, int, int]
 """Copies of the cell along the three cell vectors."""
 
+CONVENTIONAL = "conventional"
+"""The ``repeat`` that draws a crystal's conventional cell (e.g. the cube of rock salt)."""
+
+RepeatSpec = Repeat | str
+"""A checked ``repeat``: copies along each cell vector, or :data:`CONVENTIONAL`."""
+
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
 
-def parse_repeat(repeat: Any) -> Repeat:
-    """Check a supercell ``repeat``: an int ``n`` (meaning ``(n, n, n)``) or three ints.
+def parse_repeat(repeat: Any) -> RepeatSpec:
+    """Check a supercell ``repeat``: an int ``n`` (meaning ``(n, n, n)``), three ints, or
+    ``"conventional"``.
 
     Raises
     ------
@@ -294,13 +308,15 @@ def parse_repeat(repeat: Any) -> Repeat:
 
     Examples
     --------
-    >>> parse_repeat(2), parse_repeat((2, 1, 3))
-    ((2, 2, 2), (2, 1, 3))
+    >>> parse_repeat(2), parse_repeat((2, 1, 3)), parse_repeat("conventional")
+    ((2, 2, 2), (2, 1, 3), 'conventional')
     >>> parse_repeat(0)
     Traceback (most recent call last):
     ...
     ValueError: repeat=0: each count of copies must be an int from 1 to 5
     """
+    if isinstance(repeat, str) and repeat == CONVENTIONAL:
+        return CONVENTIONAL
     if _is_int(repeat):
         counts = (int(repeat),) * 3
     elif (
@@ -312,7 +328,8 @@ def parse_repeat(repeat: Any) -> Repeat:
         counts = tuple(int(n) for n in repeat)
     else:
         raise ValueError(
-            f"repeat={repeat!r}: expected an int n (an n×n×n supercell) or three ints (n1, n2, n3)"
+            f"repeat={repeat!r}: expected an int n (an n×n×n supercell), three ints "
+            f"(n1, n2, n3) or {CONVENTIONAL!r}"
         )
     if not all(1 <= n <= MAX_REPEAT for n in counts):
         raise ValueError(
@@ -321,18 +338,63 @@ def parse_repeat(repeat: Any) -> Repeat:
     return counts  # type: ignore[return-value]
 
 
-def repeat_text(repeat: Sequence[int]) -> str:
-    """``"2×2×2"`` for ``(2, 2, 2)``."""
+def repeat_text(repeat: RepeatSpec) -> str:
+    """``"2×2×2"`` for ``(2, 2, 2)``; ``"conventional"`` for the conventional cell."""
+    if isinstance(repeat, str):
+        return repeat
     return "×".join(str(n) for n in repeat)
 
 
-def _check_supercell_size(repeat: Repeat, n_atoms: int) -> None:
-    drawn = int(np.prod(repeat)) * n_atoms
+def conventional_matrix(cell: Any) -> np.ndarray:
+    """Integer matrix ``M`` whose rows give the conventional cell ``M @ cell`` in the
+    orientation of ``cell`` (identity where the cell is conventional already, or where ASE
+    cannot tell its Bravais lattice).
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> m = conventional_matrix(bulk("NaCl", "rocksalt", a=5.64).cell)
+    >>> round(abs(np.linalg.det(m))), np.round(m @ bulk("NaCl", "rocksalt", a=5.64).cell, 2)[0]
+    (4, array([5.64, 0.  , 0.  ]))
+    """
+    identity = np.eye(3, dtype=int)
+    try:
+        lattice, op = identify_lattice(Cell(np.asarray(cell, dtype=float)), eps=2e-4)
+        primitive = np.asarray(lattice.tocell(), dtype=float)
+        conventional = np.asarray(lattice.conventional().tocell(), dtype=float)
+    except Exception:  # ASE raises several kinds for cells it cannot classify
+        return identity
+    q = conventional @ np.linalg.inv(primitive)
+    if not np.allclose(q, np.round(q), atol=1e-6):
+        return identity
+    m = np.round(q).astype(int) @ np.round(np.asarray(op)).astype(int)
+    det = round(float(np.linalg.det(m)))
+    if det == 0:
+        return identity
+    return m if det > 0 else -m
+
+
+def _check_supercell_size(repeat: RepeatSpec, drawn: int, n_atoms: int) -> None:
     if drawn > MAX_SUPERCELL_ATOMS:
         raise ValueError(
             f"repeat={repeat_text(repeat)} would draw {drawn} atoms ({n_atoms} per cell); "
             f"at most {MAX_SUPERCELL_ATOMS} are drawn: choose a smaller repeat"
         )
+
+
+def _region_copies(frac: np.ndarray, m: np.ndarray, tol: float = 1e-6) -> list[tuple[int, Repeat]]:
+    """``(atom, cell offset)`` of the atoms inside the parallelepiped ``m @ cell`` at the
+    origin, from the atoms' fractional coordinates ``frac`` in the cell."""
+    inv = np.linalg.inv(m)
+    corners = np.array(list(itertools.product((0, 1), repeat=3)), dtype=float) @ m
+    lo = np.floor(corners.min(axis=0) - frac.max(axis=0)).astype(int) - 1
+    hi = np.ceil(corners.max(axis=0) - frac.min(axis=0)).astype(int) + 1
+    copies = []
+    for offset in itertools.product(*(range(a, b + 1) for a, b in zip(lo, hi, strict=True))):
+        g = (frac + np.asarray(offset, dtype=float)) @ inv
+        inside = np.all((g >= -tol) & (g < 1 - tol), axis=1)
+        copies.extend((int(i), tuple(int(x) for x in offset)) for i in np.flatnonzero(inside))
+    return copies  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -355,13 +417,16 @@ class StructureScene:
         Half-bond stubs of bonds that cross the cell (supercell) boundary (two per bond
         instance).
     cell:
-        The 12 edges of the cell (of the supercell), or None for molecules.
+        The 12 edges of the cell (of the supercell or conventional cell), or None for
+        molecules.
     offsets:
         Cell offset of each marker's copy (``(0, 0, 0)`` for the cell itself).
     repeat:
-        Copies of the cell drawn along each cell vector (``(1, 1, 1)``: the cell alone).
+        Copies of the cell drawn along each cell vector (``(1, 1, 1)``: the cell alone), or
+        ``"conventional"``.
     unit_cell:
-        The 12 edges of the original cell when a supercell is drawn, else None.
+        The 12 edges of the original cell when a supercell (or a conventional cell larger
+        than the cell) is drawn, else None.
     """
 
     nodes: list[Any]
@@ -376,7 +441,7 @@ class StructureScene:
     n_stubs: int
     cell: Segments | None
     offsets: list[Repeat]
-    repeat: Repeat = (1, 1, 1)
+    repeat: RepeatSpec = (1, 1, 1)
     unit_cell: Segments | None = None
 
     @property
@@ -457,8 +522,9 @@ def build_scene(graph: nx.Graph, repeat: Any = 1) -> StructureScene:
         An atom-bond network with a ``position`` on every node.
     repeat:
         For periodic networks: copies of the cell along each cell vector (an int ``n`` for
-        ``(n, n, n)``); the network's bonds are replicated across the copies. Molecules
-        ignore it.
+        ``(n, n, n)``), or ``"conventional"`` for the conventional cell (see
+        :func:`conventional_matrix`); the network's bonds are replicated across the copies.
+        Molecules ignore it.
 
     Returns
     -------
@@ -480,8 +546,11 @@ def build_scene(graph: nx.Graph, repeat: Any = 1) -> StructureScene:
     >>> big = build_scene(from_atoms(bulk("Cu", "fcc", a=3.6), cutoff_scale=1.2), repeat=2)
     >>> big.n_atoms, big.n_bonds, big.n_stubs, big.offsets[-1]
     (8, 18, 60, (1, 1, 1))
+    >>> cube = build_scene(from_atoms(bulk("Cu", "fcc", a=3.6)), repeat="conventional")
+    >>> cube.n_atoms, cube.n_bonds + cube.n_stubs // 2
+    (4, 24)
     """
-    counts = parse_repeat(repeat)
+    spec = parse_repeat(repeat)
     base_nodes = list(graph.nodes)
     index = {node: p for p, node in enumerate(base_nodes)}
     base = np.array([graph.nodes[n]["position"] for n in base_nodes], dtype=float).reshape(-1, 3)
@@ -489,17 +558,35 @@ def build_scene(graph: nx.Graph, repeat: Any = 1) -> StructureScene:
     sizes = [6.0 + 10.0 * float(covalent_radii[atomic_numbers.get(e, 0)]) for e in elements]
     cell_matrix = graph.graph.get("cell") if graph.graph.get("periodic") else None
     cell = None if cell_matrix is None else np.asarray(cell_matrix, dtype=float)
-    if cell is None:
-        counts = (1, 1, 1)
-    _check_supercell_size(counts, len(base_nodes))
-    offsets: list[Repeat] = list(itertools.product(*(range(n) for n in counts)))  # type: ignore[arg-type]
-    copy_of = {c: k for k, c in enumerate(offsets)}
     n_base = len(base_nodes)
+    # the copies drawn: (atom, cell offset), the cell itself first for supercells
     if cell is None:
-        positions = base
+        spec, region = (1, 1, 1), None
+        copies = [(i, (0, 0, 0)) for i in range(n_base)]
+    elif isinstance(spec, str):
+        region = conventional_matrix(cell)
+        n_cells = round(float(np.linalg.det(region)))
+        _check_supercell_size(spec, n_cells * n_base, n_base)
+        frac = np.linalg.solve(cell.T, base.T).T
+        copies = _region_copies(frac, region)
+        if len(copies) != n_cells * n_base:  # positions the region test cannot place
+            region = np.eye(3, dtype=int)
+            copies = [(i, (0, 0, 0)) for i in range(n_base)]
     else:
-        shifts_xyz = np.asarray(offsets, dtype=float) @ cell
-        positions = (shifts_xyz[:, None, :] + base[None, :, :]).reshape(-1, 3)
+        region = np.diag(spec)
+        _check_supercell_size(spec, int(np.prod(spec)) * n_base, n_base)
+        copies = [
+            (i, tuple(int(x) for x in offset))
+            for offset in itertools.product(*(range(n) for n in spec))
+            for i in range(n_base)
+        ]
+    marker = {copy: p for p, copy in enumerate(copies)}
+    offsets = np.array([offset for _, offset in copies], dtype=float).reshape(-1, 3)
+    atom_of = [i for i, _ in copies]
+    positions = base[atom_of] + (offsets @ cell if cell is not None else 0.0)
+    by_atom: dict[int, list[tuple[int, Repeat]]] = {i: [] for i in range(n_base)}
+    for p, (i, offset) in enumerate(copies):
+        by_atom[i].append((p, offset))
     bonds: Segments = ([], [], [])
     stubs: Segments = ([], [], [])
     n_bonds = n_stubs = 0
@@ -513,44 +600,47 @@ def build_scene(graph: nx.Graph, repeat: Any = 1) -> StructureScene:
                 n_bonds += 1
                 continue
             s = tuple(int(x) for x in shift)
-            offset = np.asarray(s, dtype=float) @ cell
-            for k, c in enumerate(offsets):
-                pa, pb = positions[k * n_base + ia], positions[k * n_base + ib]
-                # a in copy c bonds to b in copy c + s; b in copy c bonds to a in copy c - s
-                ahead = tuple(ci + si for ci, si in zip(c, s, strict=True))
-                if ahead in copy_of:
-                    _add_segment(bonds, pa, pb + offset)
+            vector = base[ib] + np.asarray(s, dtype=float) @ cell - base[ia]  # a to b's image
+            # a in copy c bonds to b in copy c + s: a full bond when that copy is drawn
+            for p, c in by_atom[ia]:
+                ahead = (ib, tuple(ci + si for ci, si in zip(c, s, strict=True)))
+                if ahead in marker:
+                    _add_segment(bonds, positions[p], positions[marker[ahead]])
                     n_bonds += 1
                 else:
-                    _add_segment(stubs, pa, (pa + pb + offset) / 2)
+                    _add_segment(stubs, positions[p], positions[p] + vector / 2)
                     n_stubs += 1
-                behind = tuple(ci - si for ci, si in zip(c, s, strict=True))
-                if behind not in copy_of:
-                    _add_segment(stubs, pb, (pa + pb - offset) / 2)
+            # b in copy c bonds to a in copy c - s: a stub when that copy is not drawn
+            for p, c in by_atom[ib]:
+                behind = (ia, tuple(ci - si for ci, si in zip(c, s, strict=True)))
+                if behind not in marker:
+                    _add_segment(stubs, positions[p], positions[p] - vector / 2)
                     n_stubs += 1
-    supercell = counts != (1, 1, 1)
+    grown = region is not None and not np.array_equal(region, np.eye(3, dtype=int))
     hover = _hover_texts(graph, base_nodes)
-    if supercell:
+    if grown:
+        where = "conventional cell" if isinstance(spec, str) else f"{repeat_text(spec)} supercell"
         hover = [
-            f"{text}<br>copy in cell {_shift_text(c)} of the {repeat_text(counts)} supercell"
-            for c in offsets
-            for text in hover
+            f"{hover[i]}<br>copy in cell {_shift_text(offset)} of the {where}"
+            for i, offset in copies
         ]
+    else:
+        hover = [hover[i] for i in atom_of]
     return StructureScene(
-        nodes=base_nodes * len(offsets),
+        nodes=[base_nodes[i] for i in atom_of],
         positions=positions,
-        elements=elements * len(offsets),
-        colors=[element_color(e) for e in elements] * len(offsets),
-        sizes=sizes * len(offsets),
+        elements=[elements[i] for i in atom_of],
+        colors=[element_color(elements[i]) for i in atom_of],
+        sizes=[sizes[i] for i in atom_of],
         hover=hover,
         bonds=bonds,
         n_bonds=n_bonds,
         stubs=stubs,
         n_stubs=n_stubs,
-        cell=None if cell is None else _cell_edges(cell * np.asarray(counts)[:, None]),
-        offsets=[tuple(int(x) for x in c) for c in offsets for _ in base_nodes],  # type: ignore[misc]
-        repeat=counts,
-        unit_cell=_cell_edges(cell) if cell is not None and supercell else None,
+        cell=None if cell is None else _cell_edges(region @ cell),
+        offsets=[offset for _, offset in copies],
+        repeat=spec,
+        unit_cell=_cell_edges(cell) if cell is not None and grown else None,
     )
 
 
@@ -563,8 +653,9 @@ class StructureController:
         As in :func:`load_structure`. Invalid input raises :class:`StructureError`.
     repeat:
         Draw a periodic structure as a supercell of this many copies of the cell (an int
-        ``n`` for ``n × n × n``, or ``(n1, n2, n3)``); 1 draws the cell alone. Molecules
-        ignore it. A bad value raises ``ValueError`` naming ``repeat``.
+        ``n`` for ``n × n × n``, or ``(n1, n2, n3)``), or ``"conventional"`` for the
+        conventional cell; 1 draws the cell alone. Molecules ignore it. A bad value raises
+        ``ValueError`` naming ``repeat``.
 
     Attributes
     ----------
@@ -600,7 +691,7 @@ class StructureController:
         seed: int = 0,
         repeat: Any = 1,
     ) -> None:
-        self.repeat: Repeat = parse_repeat(repeat)
+        self.repeat: RepeatSpec = parse_repeat(repeat)
         self.repeat_note = ""
         self.load(source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed, repeat=repeat)
 
@@ -649,13 +740,14 @@ class StructureController:
         for p, node in enumerate(scene.nodes):
             self._index[node].append(p)
 
-    def set_repeat(self, repeat: Any) -> Repeat:
+    def set_repeat(self, repeat: Any) -> RepeatSpec:
         """Draw the structure as another supercell; keeps the selection and the highlight.
 
         Returns
         -------
         tuple
-            The copies drawn along each cell vector (``(1, 1, 1)`` for molecules).
+            The copies drawn along each cell vector (``(1, 1, 1)`` for molecules), or
+            ``"conventional"``.
 
         Raises
         ------
@@ -671,6 +763,14 @@ class StructureController:
         if self._atom_weights is not None:
             self.weights = self._expand(self._atom_weights)
         return scene.repeat
+
+    @property
+    def conventional_cells(self) -> int:
+        """How many cells make the conventional cell (1: the cell is conventional; 0 for
+        molecules)."""
+        if not self.periodic:
+            return 0
+        return round(float(np.linalg.det(conventional_matrix(self.graph.graph["cell"]))))
 
     def _expand(self, values: Sequence[float]) -> list[float]:
         position = {node: i for i, node in enumerate(self.nodes)}
@@ -786,13 +886,17 @@ class StructureController:
         scene = self.scene
         kind = "periodic cell" if self.periodic else "molecule"
         parts = [f"{self.loaded.label}: {kind}, {len(self.nodes)} atoms"]
-        if scene.repeat != (1, 1, 1):
+        if scene.repeat == CONVENTIONAL and scene.unit_cell is not None:
+            parts[0] += f"; drawn as its conventional cell of {scene.n_atoms} atoms"
+        elif scene.unit_cell is not None:
             parts[0] += (
                 f"; drawn as a {repeat_text(scene.repeat)} supercell of {scene.n_atoms} atoms"
             )
         parts[0] += f", {scene.n_bonds} bonds"
         if self.periodic:
-            where = "supercell" if scene.repeat != (1, 1, 1) else "cell"
+            where = "cell"
+            if scene.unit_cell is not None:
+                where = "conventional cell" if scene.repeat == CONVENTIONAL else "supercell"
             parts.append(f"{scene.n_stubs} half-bond stubs across the {where} boundary")
         if self.repeat_note:
             parts.append(self.repeat_note)

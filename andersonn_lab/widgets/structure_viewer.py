@@ -29,7 +29,7 @@ import plotly.graph_objects as go
 
 from andersonn_lab.structures import StructureError
 
-from .structure_data import SELECTION_COLOR, StructureController, repeat_text
+from .structure_data import CONVENTIONAL, SELECTION_COLOR, StructureController, repeat_text
 
 __all__ = ["StructureViewer", "status_html"]
 
@@ -41,7 +41,8 @@ CAMERA_EYE = {"x": 1.85, "y": 0.95, "z": 0.6}
 at the corner (the Sr of the SrTiO3 perovskite cell, the Na of the rock-salt primitive cell)."""
 
 REPEAT_CHOICES = ((1, 1, 1), (2, 2, 2), (3, 3, 3))
-"""Supercells offered by the viewer's ``cell`` control."""
+"""Supercells offered by the viewer's ``cell`` control (and ``"conventional"`` where the
+conventional cell is larger than the cell)."""
 
 
 def status_html(message: str, level: str = "info") -> str:
@@ -67,12 +68,12 @@ class StructureViewer(w.VBox):
     neighbour in another cell). Clicking an atom selects it. Molecules built from SMILES or
     an RDKit ``Mol`` also get an RDKit 2-D depiction with atom indices.
 
-    A periodic structure can be drawn as a small supercell (``repeat``, or the ``cell``
-    dropdown above the view): the copies' atoms, the network's bonds replicated across
-    them, stubs where a bond leaves the supercell, the supercell's edges and, lighter, the
-    original cell's. The model's network and image stay those of the one cell: hovering a
-    copy shows its original atom index and the copy's cell offset, and clicking any copy
-    selects the original atom (all its copies are marked).
+    A periodic structure can be drawn as a small supercell or its conventional cell
+    (``repeat``, or the ``cell`` dropdown above the view): the copies' atoms, the network's
+    bonds replicated across them, stubs where a bond leaves the drawn cells, their outline
+    and, lighter, the original cell's edges. The model's network and image stay those of the
+    one cell: hovering a copy shows its original atom index and the copy's cell offset, and
+    clicking any copy selects the original atom (all its copies are marked).
 
     Parameters
     ----------
@@ -90,8 +91,9 @@ class StructureViewer(w.VBox):
         Figure size in pixels (width None: plotly's default, 700).
     repeat:
         Draw a periodic structure as a supercell: an int ``n`` (``n × n × n`` copies of the
-        cell) or ``(n1, n2, n3)``, each 1 to 5, at most 2000 atoms drawn. None: one cell (or
-        the given controller's choice). Molecules ignore it.
+        cell) or ``(n1, n2, n3)``, each 1 to 5, at most 2000 atoms drawn; or
+        ``"conventional"``: the conventional cell (the cube of rock salt, four primitive
+        cells). None: one cell (or the given controller's choice). Molecules ignore it.
 
     Raises
     ------
@@ -106,7 +108,8 @@ class StructureViewer(w.VBox):
         The controller, the ``go.FigureWidget``, the 2-D depiction ``HTML`` (hidden for
         crystals) and the status ``HTML``.
     cell_choice:
-        The ``Dropdown`` of the supercell drawn (hidden for molecules).
+        The ``Dropdown`` of the supercell drawn: 1×1×1, 2×2×2, 3×3×3 and, where it is
+        larger than the cell, the conventional cell (hidden for molecules).
 
     Examples
     --------
@@ -129,7 +132,7 @@ class StructureViewer(w.VBox):
         controller: StructureController | None = None,
         height: int = 420,
         width: int | None = None,
-        repeat: int | Sequence[int] | None = None,
+        repeat: int | Sequence[int] | str | None = None,
     ) -> None:
         if controller is None:
             controller = StructureController(
@@ -315,7 +318,9 @@ class StructureViewer(w.VBox):
         """Show the supercell drawn in the dropdown (hidden for molecules)."""
         ctrl = self.controller
         current = ctrl.scene.repeat if ctrl.periodic else ctrl.repeat
-        choices = list(REPEAT_CHOICES)
+        choices: list[Any] = list(REPEAT_CHOICES)
+        if ctrl.conventional_cells > 1:
+            choices.append(CONVENTIONAL)
         if current not in choices:
             choices.append(current)
         self._syncing = True
@@ -335,8 +340,9 @@ class StructureViewer(w.VBox):
             self._sync_cell_choice()
             self.status.value = status_html(str(err), "error")
 
-    def set_repeat(self, repeat: int | Sequence[int]) -> tuple[int, int, int]:
-        """Draw a periodic structure as an ``n1 × n2 × n3`` supercell (an int: ``n × n × n``).
+    def set_repeat(self, repeat: int | Sequence[int] | str) -> tuple[int, int, int] | str:
+        """Draw a periodic structure as an ``n1 × n2 × n3`` supercell (an int: ``n × n × n``)
+        or as its conventional cell (``"conventional"``).
 
         The selection and the highlight are kept. Molecules ignore it (one copy is drawn).
 
