@@ -218,7 +218,7 @@ def test_a_supercell_of_too_many_atoms_is_refused_and_the_view_kept():
 def test_the_cell_control_switches_live_and_molecules_ignore_repeat(entries):
     viewer = StructureViewer(entries["NaCl-B1"])
     choice = viewer.cell_choice
-    assert choice.layout.display is None and choice.value == (1, 1, 1)
+    assert viewer.cell_controls.layout.display is None and choice.value == (1, 1, 1)
     labels = ["1×1×1", "2×2×2", "3×3×3", "conventional"]
     assert [label for label, _ in choice.options] == labels
     viewer.select_atom(0)
@@ -234,15 +234,15 @@ def test_the_cell_control_switches_live_and_molecules_ignore_repeat(entries):
     # molecules: the control is hidden and repeat changes nothing
     molecule = StructureViewer(ASPIRIN, repeat=3)
     plain = StructureViewer(ASPIRIN)
-    assert molecule.cell_choice.layout.display == "none"
+    assert molecule.cell_controls.layout.display == "none"
     assert [t.name for t in molecule.fig.data] == [t.name for t in plain.fig.data]
     assert len(molecule.trace("atoms").x) == 13 and molecule.trace("cell") is None
     assert molecule.set_repeat(2) == (1, 1, 1) and len(molecule.trace("atoms").x) == 13
     assert molecule.status.value == plain.status.value
     # a crystal viewer keeps its supercell through loads; a molecule hides the control
     viewer.set_repeat(2)
-    assert viewer.load(ASPIRIN) and choice.layout.display == "none"
-    assert viewer.load(entries["Si-diamond"]) and choice.layout.display is None
+    assert viewer.load(ASPIRIN) and viewer.cell_controls.layout.display == "none"
+    assert viewer.load(entries["Si-diamond"]) and viewer.cell_controls.layout.display is None
     assert len(viewer.trace("atoms").x) == 16 and choice.value == (2, 2, 2)
 
 
@@ -335,3 +335,51 @@ def test_conventional_cell_of_a_cell_that_is_conventional_already_is_the_cell(en
     odd.set_cell([[0.0, 1.8, 1.9], [1.7, 0.1, 1.8], [1.8, 1.75, 0.05]], scale_atoms=True)
     triclinic = StructureController(odd, repeat="conventional", cutoff_scale=1.3)
     assert triclinic.scene.n_atoms == 1  # no larger conventional cell: the cell itself
+
+
+@pytest.mark.parametrize(
+    ("entry_id", "repeat", "elements", "plain"),
+    [
+        ("SrTiO3-perovskite", 1, {"Sr": 8, "Ti": 1, "O": 6}, 5),  # the textbook perovskite
+        ("NaCl-B1", "conventional", {"Na": 14, "Cl": 13}, 8),  # the 27-atom rock-salt cube
+        ("SrTiO3-perovskite", 2, {"Sr": 27, "Ti": 8, "O": 36}, 40),
+    ],
+)
+def test_boundary_atoms_repeat_atoms_on_faces_edges_and_corners(
+    entries, entry_id, repeat, elements, plain
+):
+    viewer = StructureViewer(entries[entry_id], repeat=repeat, boundary_atoms=True)
+    scene = viewer.controller.scene
+    assert Counter(scene.elements) == elements and scene.boundary_atoms
+    assert viewer.boundary_choice.value is True
+    check_copies_and_bonds(viewer)
+    # every drawn atom lies inside the closed outline
+    edges = segments(viewer.trace("cell")).reshape(-1, 3)
+    origin = np.zeros(3)
+    far = edges[np.argmax(np.linalg.norm(edges, axis=1))]
+    outline = np.asarray(viewer.controller.graph.graph["cell"], dtype=float)
+    if repeat == "conventional":
+        outline = np.diag(far)  # the rock-salt cube is axis-aligned
+    else:
+        outline = outline * np.asarray(scene.repeat)[:, None]
+    g = np.linalg.solve(outline.T, (marker_positions(viewer) - origin).T).T
+    assert np.all(g > -1e-6) and np.all(g < 1 + 1e-6)
+    assert "boundary atoms repeated" in viewer.status.value
+    # clicking a repeated corner atom selects the original atom
+    corner = next(p for p, row in enumerate(g) if np.allclose(row, 1.0))
+    viewer.handle_click(viewer.trace("atoms"), Points(point_inds=[corner], xs=[0.0], ys=[0.0]))
+    assert viewer.controller.selected == (0,)
+    # switched off live: back to the plain cells
+    viewer.boundary_choice.value = False
+    assert len(viewer.trace("atoms").x) == plain and not viewer.controller.scene.boundary_atoms
+    assert viewer.controller.selected == (0,)
+
+
+def test_boundary_atoms_count_towards_the_atom_limit_and_molecules_ignore_them():
+    big = bulk("NaCl", "rocksalt", a=5.64, cubic=True).repeat((3, 1, 1))  # 24 atoms
+    viewer = StructureViewer(big, repeat=4)  # 1536 atoms
+    viewer.boundary_choice.value = True  # would add the atoms on three faces: refused
+    assert "✗" in viewer.status.value and "would draw" in viewer.status.value
+    assert viewer.boundary_choice.value is False and len(viewer.trace("atoms").x) == 1536
+    molecule = StructureViewer(ASPIRIN, boundary_atoms=True)
+    assert len(molecule.trace("atoms").x) == 13 and not molecule.controller.scene.boundary_atoms

@@ -81,10 +81,10 @@ class StructureImageView(w.HBox):
         As for :class:`StructureViewer` (invalid input raises ``StructureError``).
     encoding, size, k:
         Image settings (see :func:`~andersonn_lab.structures.node_neighbor_image`).
-    repeat:
-        Draw a periodic structure as a supercell in the 3-D view (see
-        :class:`StructureViewer`); the image stays that of the one cell, and clicking any
-        copy of an atom lights that atom's image row.
+    repeat, boundary_atoms:
+        Draw a periodic structure as a supercell or its conventional cell in the 3-D view
+        (see :class:`StructureViewer`); the image stays that of the one cell, and clicking
+        any copy of an atom lights that atom's image row.
 
     Attributes
     ----------
@@ -110,6 +110,7 @@ class StructureImageView(w.HBox):
         size: int = 32,
         k: int | None = None,
         repeat: int | Sequence[int] | str | None = None,
+        boundary_atoms: bool | None = None,
     ) -> None:
         self.structure = StructureViewer(
             source,
@@ -120,6 +121,7 @@ class StructureImageView(w.HBox):
             height=380,
             width=420,
             repeat=repeat,
+            boundary_atoms=boundary_atoms,
         )
         graph = self.structure.controller.loaded.image_graph
         image_ctrl = ImageController(graph, encoding=encoding, size=size, k=k)

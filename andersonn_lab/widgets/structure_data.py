@@ -427,6 +427,9 @@ class StructureScene:
     unit_cell:
         The 12 edges of the original cell when a supercell (or a conventional cell larger
         than the cell) is drawn, else None.
+    boundary_atoms:
+        Whether atoms on the boundary of the drawn cell(s) are repeated on the opposite
+        faces, edges and corners (see :func:`build_scene`).
     """
 
     nodes: list[Any]
@@ -443,6 +446,7 @@ class StructureScene:
     offsets: list[Repeat]
     repeat: RepeatSpec = (1, 1, 1)
     unit_cell: Segments | None = None
+    boundary_atoms: bool = False
 
     @property
     def n_atoms(self) -> int:
@@ -513,7 +517,28 @@ def _hover_texts(graph: nx.Graph, nodes: list[Any], max_listed: int = 16) -> lis
     return texts
 
 
-def build_scene(graph: nx.Graph, repeat: Any = 1) -> StructureScene:
+def _boundary_copies(
+    frac: np.ndarray, region: np.ndarray, copies: list[tuple[int, Repeat]], tol: float = 1e-6
+) -> list[tuple[int, Repeat]]:
+    """The further copies of atoms on the faces, edges and corners at the origin of the
+    region ``region @ cell``, shifted onto the opposite faces, edges and corners."""
+    inv = np.linalg.inv(region)
+    drawn = set(copies)
+    extra: list[tuple[int, Repeat]] = []
+    for i, offset in copies:
+        g = (frac[i] + np.asarray(offset, dtype=float)) @ inv
+        axes = [k for k in range(3) if abs(g[k]) < tol]
+        for r in range(1, len(axes) + 1):
+            for subset in itertools.combinations(axes, r):
+                moved = np.asarray(offset) + region[list(subset)].sum(axis=0)
+                copy = (i, tuple(int(x) for x in moved))
+                if copy not in drawn:
+                    drawn.add(copy)
+                    extra.append(copy)  # type: ignore[arg-type]
+    return extra
+
+
+def build_scene(graph: nx.Graph, repeat: Any = 1, boundary_atoms: bool = False) -> StructureScene:
     """Compute the drawable arrays of an atom-bond network whose nodes all have positions.
 
     Parameters
@@ -525,6 +550,10 @@ def build_scene(graph: nx.Graph, repeat: Any = 1) -> StructureScene:
         ``(n, n, n)``), or ``"conventional"`` for the conventional cell (see
         :func:`conventional_matrix`); the network's bonds are replicated across the copies.
         Molecules ignore it.
+    boundary_atoms:
+        For periodic networks: also draw the copies of atoms on the faces, edges and corners
+        of the drawn cell(s) on the opposite ones (the textbook pictures: Sr at all eight
+        corners of the perovskite cube, the 27-atom rock-salt cube).
 
     Returns
     -------
@@ -549,6 +578,9 @@ def build_scene(graph: nx.Graph, repeat: Any = 1) -> StructureScene:
     >>> cube = build_scene(from_atoms(bulk("Cu", "fcc", a=3.6)), repeat="conventional")
     >>> cube.n_atoms, cube.n_bonds + cube.n_stubs // 2
     (4, 24)
+    >>> closed = build_scene(from_atoms(bulk("Cu", "fcc", a=3.6)), "conventional", True)
+    >>> closed.n_atoms  # 8 corners and 6 face centres
+    14
     """
     spec = parse_repeat(repeat)
     base_nodes = list(graph.nodes)
@@ -580,6 +612,10 @@ def build_scene(graph: nx.Graph, repeat: Any = 1) -> StructureScene:
             for offset in itertools.product(*(range(n) for n in spec))
             for i in range(n_base)
         ]
+    if boundary_atoms and cell is not None:
+        frac = np.linalg.solve(cell.T, base.T).T
+        copies = copies + _boundary_copies(frac, region, copies)
+        _check_supercell_size(spec, len(copies), n_base)
     marker = {copy: p for p, copy in enumerate(copies)}
     offsets = np.array([offset for _, offset in copies], dtype=float).reshape(-1, 3)
     atom_of = [i for i, _ in copies]
@@ -618,8 +654,9 @@ def build_scene(graph: nx.Graph, repeat: Any = 1) -> StructureScene:
                     n_stubs += 1
     grown = region is not None and not np.array_equal(region, np.eye(3, dtype=int))
     hover = _hover_texts(graph, base_nodes)
-    if grown:
+    if grown or len(copies) > n_base:
         where = "conventional cell" if isinstance(spec, str) else f"{repeat_text(spec)} supercell"
+        where = where if grown else "cell"
         hover = [
             f"{hover[i]}<br>copy in cell {_shift_text(offset)} of the {where}"
             for i, offset in copies
@@ -641,6 +678,7 @@ def build_scene(graph: nx.Graph, repeat: Any = 1) -> StructureScene:
         offsets=[offset for _, offset in copies],
         repeat=spec,
         unit_cell=_cell_edges(cell) if cell is not None and grown else None,
+        boundary_atoms=bool(boundary_atoms and cell is not None),
     )
 
 
@@ -656,6 +694,9 @@ class StructureController:
         ``n`` for ``n × n × n``, or ``(n1, n2, n3)``), or ``"conventional"`` for the
         conventional cell; 1 draws the cell alone. Molecules ignore it. A bad value raises
         ``ValueError`` naming ``repeat``.
+    boundary_atoms:
+        Also draw the copies of atoms on the faces, edges and corners of the drawn cell(s)
+        on the opposite ones (see :func:`build_scene`).
 
     Attributes
     ----------
@@ -665,8 +706,9 @@ class StructureController:
         The :class:`StructureScene` drawn.
     nodes:
         The atoms (graph nodes) of the structure, once each, in node order.
-    repeat:
-        The supercell asked for (a periodic structure is drawn with it; see ``scene.repeat``).
+    repeat, boundary_atoms:
+        The supercell asked for (a periodic structure is drawn with it; see ``scene.repeat``)
+        and whether boundary atoms are repeated.
     selected:
         Selected atoms (graph nodes), possibly empty.
     weights:
@@ -690,8 +732,10 @@ class StructureController:
         cutoff_scale: float | None = None,
         seed: int = 0,
         repeat: Any = 1,
+        boundary_atoms: bool = False,
     ) -> None:
         self.repeat: RepeatSpec = parse_repeat(repeat)
+        self.boundary_atoms = bool(boundary_atoms)
         self.repeat_note = ""
         self.load(source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed, repeat=repeat)
 
@@ -717,13 +761,13 @@ class StructureController:
         loaded = load_structure(source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed)
         note = ""
         try:
-            scene = build_scene(loaded.graph, counts)
+            scene = build_scene(loaded.graph, counts, self.boundary_atoms)
         except ValueError as err:
             if repeat is not None:
                 raise
             note = f"shown as one cell: {err}"
             counts = (1, 1, 1)
-            scene = build_scene(loaded.graph, counts)
+            scene = build_scene(loaded.graph, counts, self.boundary_atoms)
         self.loaded = loaded
         self.repeat = counts
         self.repeat_note = note
@@ -756,13 +800,29 @@ class StructureController:
             :data:`MAX_SUPERCELL_ATOMS` atoms (the current view is kept).
         """
         counts = parse_repeat(repeat)
-        scene = build_scene(self.graph, counts)
+        self._rebuild(build_scene(self.graph, counts, self.boundary_atoms))
         self.repeat = counts
+        return self.scene.repeat
+
+    def set_boundary_atoms(self, boundary_atoms: bool) -> int:
+        """Repeat (or not) the atoms on the boundary of the drawn cell(s); keeps the selection
+        and the highlight. Returns the number of atoms drawn.
+
+        Raises
+        ------
+        ValueError
+            Where that would draw more than :data:`MAX_SUPERCELL_ATOMS` atoms (the current
+            view is kept).
+        """
+        self._rebuild(build_scene(self.graph, self.scene.repeat, bool(boundary_atoms)))
+        self.boundary_atoms = bool(boundary_atoms)
+        return self.scene.n_atoms
+
+    def _rebuild(self, scene: StructureScene) -> None:
         self.repeat_note = ""
         self._set_scene(scene)
         if self._atom_weights is not None:
             self.weights = self._expand(self._atom_weights)
-        return scene.repeat
 
     @property
     def conventional_cells(self) -> int:
@@ -892,6 +952,10 @@ class StructureController:
             parts[0] += (
                 f"; drawn as a {repeat_text(scene.repeat)} supercell of {scene.n_atoms} atoms"
             )
+        elif scene.n_atoms > len(self.nodes):
+            parts[0] += f"; drawn with {scene.n_atoms} atoms"
+        if scene.n_atoms > len(self.nodes) and scene.boundary_atoms:
+            parts[0] += " (boundary atoms repeated)"
         parts[0] += f", {scene.n_bonds} bonds"
         if self.periodic:
             where = "cell"

@@ -94,6 +94,10 @@ class StructureViewer(w.VBox):
         cell) or ``(n1, n2, n3)``, each 1 to 5, at most 2000 atoms drawn; or
         ``"conventional"``: the conventional cell (the cube of rock salt, four primitive
         cells). None: one cell (or the given controller's choice). Molecules ignore it.
+    boundary_atoms:
+        Also draw the copies of atoms on the faces, edges and corners of the drawn cell(s)
+        on the opposite ones (the textbook pictures: Sr at all eight corners of the
+        perovskite cube). None: no (or the given controller's choice).
 
     Raises
     ------
@@ -107,9 +111,10 @@ class StructureViewer(w.VBox):
     controller, fig, depiction, status:
         The controller, the ``go.FigureWidget``, the 2-D depiction ``HTML`` (hidden for
         crystals) and the status ``HTML``.
-    cell_choice:
+    cell_choice, boundary_choice:
         The ``Dropdown`` of the supercell drawn: 1×1×1, 2×2×2, 3×3×3 and, where it is
-        larger than the cell, the conventional cell (hidden for molecules).
+        larger than the cell, the conventional cell; the ``Checkbox`` of ``boundary_atoms``
+        (both hidden for molecules).
 
     Examples
     --------
@@ -133,6 +138,7 @@ class StructureViewer(w.VBox):
         height: int = 420,
         width: int | None = None,
         repeat: int | Sequence[int] | str | None = None,
+        boundary_atoms: bool | None = None,
     ) -> None:
         if controller is None:
             controller = StructureController(
@@ -142,9 +148,13 @@ class StructureViewer(w.VBox):
                 cutoff_scale=cutoff_scale,
                 seed=seed,
                 repeat=1 if repeat is None else repeat,
+                boundary_atoms=bool(boundary_atoms),
             )
-        elif repeat is not None:
-            controller.set_repeat(repeat)
+        else:
+            if repeat is not None:
+                controller.set_repeat(repeat)
+            if boundary_atoms is not None:
+                controller.set_boundary_atoms(boundary_atoms)
         self.controller = controller
         self._callbacks: list[Callable[[tuple[Any, ...]], None]] = []
         self.fig = go.FigureWidget(
@@ -171,13 +181,24 @@ class StructureViewer(w.VBox):
             layout=w.Layout(width="160px"),
             style={"description_width": "32px"},
         )
+        self.boundary_choice = w.Checkbox(
+            description="atoms on the cell boundary",
+            indent=False,
+            tooltip="Repeat atoms on faces, edges and corners on the opposite ones",
+            layout=w.Layout(width="auto", margin="0 0 0 12px"),
+        )
+        self.cell_controls = w.HBox(
+            [self.cell_choice, self.boundary_choice],
+            layout=w.Layout(align_items="center"),
+        )
         self._syncing = False
         self._sync_cell_choice()
         self.cell_choice.observe(self._on_cell_choice, names="value")
+        self.boundary_choice.observe(self._on_boundary_choice, names="value")
         # the 2-D depiction goes below the 3-D view when the output is too narrow for both
         wrap = w.Layout(flex_flow="row wrap", align_items="flex-start")
         super().__init__(
-            [self.status, self.cell_choice, w.HBox([self.fig, self.depiction], layout=wrap)]
+            [self.status, self.cell_controls, w.HBox([self.fig, self.depiction], layout=wrap)]
         )
         self._draw()
 
@@ -327,9 +348,10 @@ class StructureViewer(w.VBox):
         try:
             self.cell_choice.options = [(repeat_text(c), c) for c in choices]
             self.cell_choice.value = current
+            self.boundary_choice.value = ctrl.boundary_atoms
         finally:
             self._syncing = False
-        self.cell_choice.layout.display = None if ctrl.periodic else "none"
+        self.cell_controls.layout.display = None if ctrl.periodic else "none"
 
     def _on_cell_choice(self, change: Mapping[str, Any]) -> None:
         if self._syncing or change["new"] == self.controller.scene.repeat:
@@ -339,6 +361,29 @@ class StructureViewer(w.VBox):
         except ValueError as err:
             self._sync_cell_choice()
             self.status.value = status_html(str(err), "error")
+
+    def _on_boundary_choice(self, change: Mapping[str, Any]) -> None:
+        if self._syncing or change["new"] == self.controller.boundary_atoms:
+            return
+        try:
+            self.set_boundary_atoms(change["new"])
+        except ValueError as err:
+            self._sync_cell_choice()
+            self.status.value = status_html(str(err), "error")
+
+    def set_boundary_atoms(self, boundary_atoms: bool) -> int:
+        """Repeat (or not) the atoms on the boundary of the drawn cell(s) on the opposite
+        faces, edges and corners; keeps the selection and highlight. Returns the atoms drawn.
+
+        Raises
+        ------
+        ValueError
+            Where that would draw too many atoms (the view is kept).
+        """
+        drawn = self.controller.set_boundary_atoms(boundary_atoms)
+        self._sync_cell_choice()
+        self._draw()
+        return drawn
 
     def set_repeat(self, repeat: int | Sequence[int] | str) -> tuple[int, int, int] | str:
         """Draw a periodic structure as an ``n1 × n2 × n3`` supercell (an int: ``n × n × n``)
