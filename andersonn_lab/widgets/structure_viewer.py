@@ -290,7 +290,7 @@ class StructureViewer(w.VBox):
                 y=[],
                 z=[],
                 mode="markers",
-                marker={"size": 1.6 * max(scene.sizes), "color": SELECTION_COLOR, "opacity": 0.45},
+                marker={"color": SELECTION_COLOR, "opacity": 0.45},  # sizes: _draw_selection
                 hoverinfo="skip",
             )
         )
