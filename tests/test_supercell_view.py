@@ -244,6 +244,11 @@ def test_the_cell_control_switches_live_and_molecules_ignore_repeat(entries):
     assert viewer.load(ASPIRIN) and viewer.cell_controls.layout.display == "none"
     assert viewer.load(entries["Si-diamond"]) and viewer.cell_controls.layout.display is None
     assert len(viewer.trace("atoms").x) == 16 and choice.value == (2, 2, 2)
+    # a viewer of an existing controller keeps its supercell unless told otherwise
+    shared = StructureController(entries["NaCl-B1"], repeat="conventional", boundary_atoms=True)
+    assert len(StructureViewer(controller=shared).trace("atoms").x) == 27
+    again = StructureViewer(controller=shared, repeat=2, boundary_atoms=False)
+    assert len(again.trace("atoms").x) == 16 and again.cell_choice.value == (2, 2, 2)
 
 
 def test_build_scene_of_one_cell_is_unchanged(entries):
