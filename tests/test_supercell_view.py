@@ -95,7 +95,10 @@ def check_copies_and_bonds(viewer: StructureViewer) -> None:
     cell = np.asarray(graph.graph["cell"], dtype=float)
     base = np.array([graph.nodes[v]["position"] for v in ctrl.nodes], dtype=float)
     for p, (node, offset) in enumerate(zip(ctrl.scene.nodes, ctrl.scene.offsets, strict=True)):
-        assert np.allclose(xyz[p], base[ctrl.nodes.index(node)] + np.asarray(offset) @ cell)
+        # the atom's copy, up to the move into the cell of an atom given outside it
+        moved = xyz[p] - base[ctrl.nodes.index(node)] - np.asarray(offset) @ cell
+        steps = np.linalg.solve(cell.T, moved)
+        assert np.allclose(steps, np.round(steps), atol=1e-6)
     assert len(set(zip(ctrl.scene.nodes, ctrl.scene.offsets, strict=True))) == len(xyz)
     # bonds join two drawn atoms; stubs start at one and point half-way to an atom outside
     bonds, stubs = segments(viewer.trace("bonds")), segments(viewer.trace("stubs"))
@@ -388,3 +391,29 @@ def test_boundary_atoms_count_towards_the_atom_limit_and_molecules_ignore_them()
     assert viewer.boundary_choice.value is False and len(viewer.trace("atoms").x) == 1536
     molecule = StructureViewer(ASPIRIN, boundary_atoms=True)
     assert len(molecule.trace("atoms").x) == 13 and not molecule.controller.scene.boundary_atoms
+
+
+def test_atoms_given_outside_their_cell_are_drawn_inside_it():
+    """ASE's rock salt has Cl at (a/2, 0, 0), outside its primitive cell: it is drawn at the
+    equivalent place inside, with the bonds, stubs and hover texts to match."""
+    atoms = bulk("NaCl", "rocksalt", a=5.64)
+    cell = np.asarray(atoms.cell)
+    assert (atoms.cell.scaled_positions(atoms.positions)[1] < 0).any()  # given outside
+    for repeat, n_atoms in ((1, 2), (2, 16), ("conventional", 8)):
+        viewer = StructureViewer(atoms, repeat=repeat)
+        scene = viewer.controller.scene
+        assert scene.n_atoms == n_atoms
+        check_copies_and_bonds(viewer)
+        region = cell if repeat == 1 else np.asarray(cell) * 2 if repeat == 2 else None
+        if region is None:
+            region = np.eye(3) * 5.64
+        g = np.linalg.solve(region.T, marker_positions(viewer).T).T
+        assert np.all(g > -1e-6) and np.all(g < 1 - 1e-6), repeat
+    one = StructureViewer(atoms)
+    assert n_segments(one.trace("bonds")) == 0 and n_segments(one.trace("stubs")) == 12
+    assert one.trace("atoms").hovertext[1].startswith("atom 1 · Cl<br>6 neighbour(s): Na0 ×6")
+    assert one.controller.graph.nodes[1]["position"] == (2.82, 0.0, 0.0)  # the model's: kept
+
+
+def n_segments(trace) -> int:
+    return sum(1 for x in trace.x if x is None)

@@ -13,6 +13,8 @@ stubs**: one from atom ``u`` to the midpoint between ``u`` and the image of ``v`
 stub starts at an atom inside the drawn cell, so no ghost atoms are needed, and each periodic
 bond instance gives exactly two stubs (a bond of an atom to its own image gives its two stubs
 to ``+S`` and ``-S``). Bonds inside the cell (``S == 0``) are full segments.
+An atom given outside its cell (fractional coordinates outside ``[0, 1)``) is drawn at its
+equivalent place inside, with the shifts of its bonds adjusted; the network itself is kept.
 
 Supercells
 ----------
@@ -517,6 +519,35 @@ def _hover_texts(graph: nx.Graph, nodes: list[Any], max_listed: int = 16) -> lis
     return texts
 
 
+def _wrapped(graph: nx.Graph, cell: np.ndarray, tol: float = 1e-6) -> nx.Graph:
+    """The network with every atom moved into the cell (fractional coordinates in
+    ``[0, 1)``) and the bond shifts adjusted to match; the graph itself if all are inside.
+
+    ``ase.build.bulk("NaCl", "rocksalt")`` puts Cl at ``(a/2, 0, 0)``, outside its cell: drawn
+    where it is, the atom would sit outside the cell's edges and a supercell's copies would
+    spill out of its outline.
+    """
+    nodes = list(graph.nodes)
+    pos = np.array([graph.nodes[n]["position"] for n in nodes], dtype=float).reshape(-1, 3)
+    moves = np.floor(np.linalg.solve(cell.T, pos.T).T + tol).astype(int)
+    if not moves.any():
+        return graph
+    move = {node: moves[k] for k, node in enumerate(nodes)}
+    wrapped = graph.copy()
+    for k, node in enumerate(nodes):
+        wrapped.nodes[node]["position"] = tuple(float(x) for x in pos[k] - moves[k] @ cell)
+    for u, v, data in wrapped.edges(data=True):
+        a, b = sorted((u, v))
+        delta = move[b] - move[a]  # shifts point from the lower node to the higher one
+        if not delta.any():
+            continue
+        if data.get("shifts"):
+            data["shifts"] = [tuple(int(x) for x in np.add(sh, delta)) for sh in data["shifts"]]
+        if data.get("shift") is not None:
+            data["shift"] = tuple(int(x) for x in np.add(data["shift"], delta))
+    return wrapped
+
+
 def _boundary_copies(
     frac: np.ndarray, region: np.ndarray, copies: list[tuple[int, Repeat]], tol: float = 1e-6
 ) -> list[tuple[int, Repeat]]:
@@ -583,6 +614,8 @@ def build_scene(graph: nx.Graph, repeat: Any = 1, boundary_atoms: bool = False) 
     14
     """
     spec = parse_repeat(repeat)
+    if graph.graph.get("periodic") and graph.graph.get("cell") is not None:
+        graph = _wrapped(graph, np.asarray(graph.graph["cell"], dtype=float))
     base_nodes = list(graph.nodes)
     index = {node: p for p, node in enumerate(base_nodes)}
     base = np.array([graph.nodes[n]["position"] for n in base_nodes], dtype=float).reshape(-1, 3)
