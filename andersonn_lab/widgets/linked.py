@@ -17,6 +17,7 @@ Examples
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import ipywidgets as w
@@ -80,6 +81,10 @@ class StructureImageView(w.HBox):
         As for :class:`StructureViewer` (invalid input raises ``StructureError``).
     encoding, size, k:
         Image settings (see :func:`~andersonn_lab.structures.node_neighbor_image`).
+    repeat, boundary_atoms:
+        Draw a periodic structure as a supercell or its conventional cell in the 3-D view
+        (see :class:`StructureViewer`); the image stays that of the one cell, and clicking
+        any copy of an atom lights that atom's image row.
 
     Attributes
     ----------
@@ -104,9 +109,19 @@ class StructureImageView(w.HBox):
         encoding: str = "adjacency",
         size: int = 32,
         k: int | None = None,
+        repeat: int | Sequence[int] | str | None = None,
+        boundary_atoms: bool | None = None,
     ) -> None:
         self.structure = StructureViewer(
-            source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed, height=380, width=420
+            source,
+            task=task,
+            id=id,
+            cutoff_scale=cutoff_scale,
+            seed=seed,
+            height=380,
+            width=420,
+            repeat=repeat,
+            boundary_atoms=boundary_atoms,
         )
         graph = self.structure.controller.loaded.image_graph
         image_ctrl = ImageController(graph, encoding=encoding, size=size, k=k)

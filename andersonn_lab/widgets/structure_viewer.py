@@ -29,11 +29,20 @@ import plotly.graph_objects as go
 
 from andersonn_lab.structures import StructureError
 
-from .structure_data import SELECTION_COLOR, StructureController
+from .structure_data import CONVENTIONAL, SELECTION_COLOR, StructureController, repeat_text
 
 __all__ = ["StructureViewer", "status_html"]
 
 _AXIS = {"visible": False, "showbackground": False}
+
+CAMERA_EYE = {"x": 1.85, "y": 0.95, "z": 0.6}
+"""Initial camera position. Not along a cell diagonal: plotly's default eye ``(1.25, 1.25,
+1.25)`` looks down ``[111]`` of a cubic cell, and then an atom at the cell centre hides the one
+at the corner (the Sr of the SrTiO3 perovskite cell, the Na of the rock-salt primitive cell)."""
+
+REPEAT_CHOICES = ((1, 1, 1), (2, 2, 2), (3, 3, 3))
+"""Supercells offered by the viewer's ``cell`` control (and ``"conventional"`` where the
+conventional cell is larger than the cell)."""
 
 
 def status_html(message: str, level: str = "info") -> str:
@@ -59,6 +68,13 @@ class StructureViewer(w.VBox):
     neighbour in another cell). Clicking an atom selects it. Molecules built from SMILES or
     an RDKit ``Mol`` also get an RDKit 2-D depiction with atom indices.
 
+    A periodic structure can be drawn as a small supercell or its conventional cell
+    (``repeat``, or the ``cell`` dropdown above the view): the copies' atoms, the network's
+    bonds replicated across them, stubs where a bond leaves the drawn cells, their outline
+    and, lighter, the original cell's edges. The model's network and image stay those of the
+    one cell: hovering a copy shows its original atom index and the copy's cell offset, and
+    clicking any copy selects the original atom (all its copies are marked).
+
     Parameters
     ----------
     source:
@@ -73,17 +89,32 @@ class StructureViewer(w.VBox):
         An existing :class:`StructureController` to show (then ``source`` etc. are ignored).
     height, width:
         Figure size in pixels (width None: plotly's default, 700).
+    repeat:
+        Draw a periodic structure as a supercell: an int ``n`` (``n × n × n`` copies of the
+        cell) or ``(n1, n2, n3)``, each 1 to 5, at most 2000 atoms drawn; or
+        ``"conventional"``: the conventional cell (the cube of rock salt, four primitive
+        cells). None: one cell (or the given controller's choice). Molecules ignore it.
+    boundary_atoms:
+        Also draw the copies of atoms on the faces, edges and corners of the drawn cell(s)
+        on the opposite ones (the textbook pictures: Sr at all eight corners of the
+        perovskite cube). None: no (or the given controller's choice).
 
     Raises
     ------
     StructureError
         For invalid input, naming it.
+    ValueError
+        For a bad ``repeat`` (naming it).
 
     Attributes
     ----------
     controller, fig, depiction, status:
         The controller, the ``go.FigureWidget``, the 2-D depiction ``HTML`` (hidden for
         crystals) and the status ``HTML``.
+    cell_choice, boundary_choice:
+        The ``Dropdown`` of the supercell drawn: 1×1×1, 2×2×2, 3×3×3 and, where it is
+        larger than the cell, the conventional cell; the ``Checkbox`` of ``boundary_atoms``
+        (both hidden for molecules).
 
     Examples
     --------
@@ -91,6 +122,8 @@ class StructureViewer(w.VBox):
     >>> viewer = StructureViewer(bulk("NaCl", "rocksalt", a=5.64), cutoff_scale=1.1)
     >>> viewer.trace("cell") is not None, viewer.depiction.value
     (True, '')
+    >>> viewer.set_repeat(2), len(viewer.trace("atoms").x)
+    ((2, 2, 2), 16)
     """
 
     def __init__(
@@ -104,10 +137,25 @@ class StructureViewer(w.VBox):
         controller: StructureController | None = None,
         height: int = 420,
         width: int | None = None,
+        repeat: int | Sequence[int] | str | None = None,
+        boundary_atoms: bool | None = None,
     ) -> None:
-        self.controller = controller or StructureController(
-            source, task=task, id=id, cutoff_scale=cutoff_scale, seed=seed
-        )
+        if controller is None:
+            controller = StructureController(
+                source,
+                task=task,
+                id=id,
+                cutoff_scale=cutoff_scale,
+                seed=seed,
+                repeat=1 if repeat is None else repeat,
+                boundary_atoms=bool(boundary_atoms),
+            )
+        else:
+            if repeat is not None:
+                controller.set_repeat(repeat)
+            if boundary_atoms is not None:
+                controller.set_boundary_atoms(boundary_atoms)
+        self.controller = controller
         self._callbacks: list[Callable[[tuple[Any, ...]], None]] = []
         self.fig = go.FigureWidget(
             layout={
@@ -115,15 +163,43 @@ class StructureViewer(w.VBox):
                 "width": width,
                 "margin": {"l": 0, "r": 0, "t": 24, "b": 0},
                 "showlegend": False,
-                "scene": {"xaxis": _AXIS, "yaxis": _AXIS, "zaxis": _AXIS, "aspectmode": "data"},
+                "scene": {
+                    "xaxis": _AXIS,
+                    "yaxis": _AXIS,
+                    "zaxis": _AXIS,
+                    "aspectmode": "data",
+                    "camera": {"eye": CAMERA_EYE},
+                },
                 "uirevision": "keep",
             }
         )
         self.depiction = w.HTML(layout=w.Layout(min_width="0px"))
         self.status = w.HTML()
+        self.cell_choice = w.Dropdown(
+            description="cell:",
+            tooltip="Draw the periodic cell alone or as a supercell (the model sees one cell)",
+            layout=w.Layout(width="160px"),
+            style={"description_width": "32px"},
+        )
+        self.boundary_choice = w.Checkbox(
+            description="atoms on the cell boundary",
+            indent=False,
+            tooltip="Repeat atoms on faces, edges and corners on the opposite ones",
+            layout=w.Layout(width="auto", margin="0 0 0 12px"),
+        )
+        self.cell_controls = w.HBox(
+            [self.cell_choice, self.boundary_choice],
+            layout=w.Layout(align_items="center"),
+        )
+        self._syncing = False
+        self._sync_cell_choice()
+        self.cell_choice.observe(self._on_cell_choice, names="value")
+        self.boundary_choice.observe(self._on_boundary_choice, names="value")
         # the 2-D depiction goes below the 3-D view when the output is too narrow for both
         wrap = w.Layout(flex_flow="row wrap", align_items="flex-start")
-        super().__init__([self.status, w.HBox([self.fig, self.depiction], layout=wrap)])
+        super().__init__(
+            [self.status, self.cell_controls, w.HBox([self.fig, self.depiction], layout=wrap)]
+        )
         self._draw()
 
     @classmethod
@@ -139,7 +215,7 @@ class StructureViewer(w.VBox):
     # ------------------------------------------------------------------ drawing
     def trace(self, name: str) -> Any:
         """Return the figure trace named ``name`` (``"bonds"``, ``"stubs"``, ``"cell"``,
-        ``"atoms"``, ``"selection"``), or None if the structure has none."""
+        ``"unit_cell"``, ``"atoms"``, ``"selection"``), or None if the structure has none."""
         for trace in self.fig.data:
             if trace.name == name:
                 return trace
@@ -182,6 +258,18 @@ class StructureViewer(w.VBox):
                     hoverinfo="skip",
                 )
             )
+        if scene.unit_cell is not None:
+            traces.append(
+                go.Scatter3d(
+                    name="unit_cell",
+                    x=scene.unit_cell[0],
+                    y=scene.unit_cell[1],
+                    z=scene.unit_cell[2],
+                    mode="lines",
+                    line={"color": "#8fa3cc", "width": 1.5, "dash": "dot"},
+                    hoverinfo="skip",
+                )
+            )
         pos = scene.positions
         traces.append(
             go.Scatter3d(
@@ -202,7 +290,7 @@ class StructureViewer(w.VBox):
                 y=[],
                 z=[],
                 mode="markers",
-                marker={"size": 1.6 * max(scene.sizes), "color": SELECTION_COLOR, "opacity": 0.5},
+                marker={"color": SELECTION_COLOR, "opacity": 0.45},  # sizes: _draw_selection
                 hoverinfo="skip",
             )
         )
@@ -238,10 +326,86 @@ class StructureViewer(w.VBox):
 
     def _draw_selection(self) -> None:
         x, y, z = self.controller.selection_points()
-        self.trace("selection").update(x=x, y=y, z=z)
+        # a halo a little larger than each atom: one as large as the largest atom hid the
+        # neighbours of small atoms (and, in a supercell, whole copies)
+        sizes = self.controller.selection_sizes()
+        self.trace("selection").update(x=x, y=y, z=z, marker={"size": sizes})
         svg = self.controller.depiction_svg()
         self.depiction.value = svg or ""
         self.depiction.layout.display = None if svg else "none"
+
+    # ------------------------------------------------------------------ supercell
+    def _sync_cell_choice(self) -> None:
+        """Show the supercell drawn in the dropdown (hidden for molecules)."""
+        ctrl = self.controller
+        current = ctrl.scene.repeat if ctrl.periodic else ctrl.repeat
+        choices: list[Any] = list(REPEAT_CHOICES)
+        if ctrl.conventional_cells > 1:
+            choices.append(CONVENTIONAL)
+        if current not in choices:
+            choices.append(current)
+        self._syncing = True
+        try:
+            self.cell_choice.options = [(repeat_text(c), c) for c in choices]
+            self.cell_choice.value = current
+            self.boundary_choice.value = ctrl.boundary_atoms
+        finally:
+            self._syncing = False
+        self.cell_controls.layout.display = None if ctrl.periodic else "none"
+
+    def _on_cell_choice(self, change: Mapping[str, Any]) -> None:
+        if self._syncing or change["new"] == self.controller.scene.repeat:
+            return
+        try:
+            self.set_repeat(change["new"])
+        except ValueError as err:
+            self._sync_cell_choice()
+            self.status.value = status_html(str(err), "error")
+
+    def _on_boundary_choice(self, change: Mapping[str, Any]) -> None:
+        if self._syncing or change["new"] == self.controller.boundary_atoms:
+            return
+        try:
+            self.set_boundary_atoms(change["new"])
+        except ValueError as err:
+            self._sync_cell_choice()
+            self.status.value = status_html(str(err), "error")
+
+    def set_boundary_atoms(self, boundary_atoms: bool) -> int:
+        """Repeat (or not) the atoms on the boundary of the drawn cell(s) on the opposite
+        faces, edges and corners; keeps the selection and highlight. Returns the atoms drawn.
+
+        Raises
+        ------
+        ValueError
+            Where that would draw too many atoms (the view is kept).
+        """
+        drawn = self.controller.set_boundary_atoms(boundary_atoms)
+        self._sync_cell_choice()
+        self._draw()
+        return drawn
+
+    def set_repeat(self, repeat: int | Sequence[int] | str) -> tuple[int, int, int] | str:
+        """Draw a periodic structure as an ``n1 × n2 × n3`` supercell (an int: ``n × n × n``)
+        or as its conventional cell (``"conventional"``).
+
+        The selection and the highlight are kept. Molecules ignore it (one copy is drawn).
+
+        Returns
+        -------
+        tuple
+            The copies drawn along each cell vector.
+
+        Raises
+        ------
+        ValueError
+            Naming ``repeat``, for a bad value or a supercell of too many atoms (the view is
+            kept).
+        """
+        drawn = self.controller.set_repeat(repeat)
+        self._sync_cell_choice()
+        self._draw()
+        return drawn
 
     # ------------------------------------------------------------------ public API
     def load(self, source: Any = None, **kwargs: Any) -> bool:
@@ -257,6 +421,7 @@ class StructureViewer(w.VBox):
         except (StructureError, ValueError, TypeError) as err:
             self.status.value = status_html(str(err), "error")
             return False
+        self._sync_cell_choice()
         self._draw()
         self._notify()
         return True
@@ -303,7 +468,8 @@ class StructureViewer(w.VBox):
             self._draw_selection()
 
     def handle_click(self, trace: Any, points: Any, selector: Any = None) -> None:
-        """Plotly ``on_click`` handler of the atom markers: select the clicked atom."""
+        """Plotly ``on_click`` handler of the atom markers: select the clicked atom (for a copy
+        in a supercell, the original atom)."""
         if not points.point_inds:
             return
         self.select_atom(self.controller.node_at(points.point_inds[0]))
