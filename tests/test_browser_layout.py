@@ -376,29 +376,35 @@ def test_explorer_stop_ends_a_long_run_at_once(page: Any) -> None:
         arg=status.element_handle(),
         timeout=180_000,
     )
-    run.click()
-    page.wait_for_function(
-        "el => /solving/.test(el.textContent)", arg=status.element_handle(), timeout=30_000
-    )
-    # The run draws live: wait until its line has grown on the page, then sample how long
-    # the page takes to answer while it draws.
-    page.wait_for_function(
-        "el => [...el.querySelectorAll('.scatterlayer .trace path.js-line')]"
-        ".some(p => (p.getAttribute('d') || '').length > 200)",
-        arg=plot.element_handle(),
-        timeout=30_000,
-    )
-    response = [page.evaluate(RESPONSE_JS) for _ in range(5)]
-    assert "solving" in status.inner_text(), "the run ended before Stop could be clicked"
-    result = page.evaluate(
-        CLICK_UNTIL_JS,
-        [
-            stop.element_handle(),
-            status.element_handle(),
-            "stopped by the user|did not reach",
-            60_000,
-        ],
-    )
+    # On an idle machine the whole run takes a few seconds, so it can end between the checks
+    # below and the click; then the click found nothing to stop, and the run is tried again.
+    response: list[float] = []
+    for _attempt in range(3):
+        run.click()
+        page.wait_for_function(
+            "el => /solving/.test(el.textContent)", arg=status.element_handle(), timeout=30_000
+        )
+        # The run draws live: wait until its line has grown on the page, then sample how
+        # long the page takes to answer while it draws.
+        page.wait_for_function(
+            "el => [...el.querySelectorAll('.scatterlayer .trace path.js-line')]"
+            ".some(p => (p.getAttribute('d') || '').length > 200)",
+            arg=plot.element_handle(),
+            timeout=30_000,
+        )
+        if not response:
+            response = [page.evaluate(RESPONSE_JS) for _ in range(5)]
+        result = page.evaluate(
+            CLICK_UNTIL_JS,
+            [
+                stop.element_handle(),
+                status.element_handle(),
+                "stopped by the user|did not reach",
+                60_000,
+            ],
+        )
+        if result["ms"] is None or "stopped by the user" in result["text"]:
+            break
     _screenshot(page, "explorer-stopped.png", out)
     # the spectrum of J (d = 2000, in a thread of the kernel) is left to finish, so that it
     # does not slow down the tests after this one
