@@ -246,3 +246,17 @@ def test_train_command_takes_unset_options_from_the_recipe():
     assert cli.apply_recipe(neighbors).encoding == "electrons"
     assert neighbors.encoding == "neighbors"  # an explicit choice is kept
     assert cli.ENCODINGS == tuple(CHANNELS)
+
+
+@pytest.mark.parametrize("task", ["drugs", "mofs", "crystals"])
+def test_no_default_recipe_channel_recomputes_the_label(task):
+    # MOF labels are a cavity diameter, drug labels a GFN2-xTB dipole, crystal labels a band
+    # gap: no channel of a default recipe may be computed from the void, by xTB or from a
+    # band structure.
+    from andersonn_lab.structures import CHANNELS
+
+    recipe = default_recipe(task, smoke=False)
+    forbidden = ("cavity", "pore", "void", "probe", "accessible", "lcd", "xtb", "gap", "band")
+    names = CHANNELS[recipe.encoding]
+    assert not [n for n in names if any(word in n.lower() for word in forbidden)], names
+    assert recipe.graph_options.get("charges") in (None, "mmff", "gasteiger")
