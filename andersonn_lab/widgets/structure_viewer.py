@@ -58,6 +58,13 @@ def status_html(message: str, level: str = "info") -> str:
     return f"<span style='color:{color}'>{symbol} {html.escape(message)}</span>"
 
 
+def _lines(name: str, xyz: Any, line: dict[str, Any]) -> go.Scatter3d:
+    """A 3-D line trace (coordinates ``xyz[0..2]``, segments split by None) without hover."""
+    return go.Scatter3d(
+        name=name, x=xyz[0], y=xyz[1], z=xyz[2], mode="lines", line=line, hoverinfo="skip"
+    )
+
+
 class StructureViewer(w.VBox):
     """3-D structure viewer: atoms by element, bonds, periodic stubs, unit cell, 2-D depiction.
 
@@ -224,52 +231,15 @@ class StructureViewer(w.VBox):
     def _draw(self) -> None:
         ctrl = self.controller
         scene = ctrl.scene
-        traces = [
-            go.Scatter3d(
-                name="bonds",
-                x=scene.bonds[0],
-                y=scene.bonds[1],
-                z=scene.bonds[2],
-                mode="lines",
-                line={"color": "#777777", "width": 5},
-                hoverinfo="skip",
-            )
-        ]
+        traces = [_lines("bonds", scene.bonds, {"color": "#777777", "width": 5})]
         if scene.cell is not None:
             traces.append(
-                go.Scatter3d(
-                    name="stubs",
-                    x=scene.stubs[0],
-                    y=scene.stubs[1],
-                    z=scene.stubs[2],
-                    mode="lines",
-                    line={"color": "#999999", "width": 4, "dash": "dash"},
-                    hoverinfo="skip",
-                )
+                _lines("stubs", scene.stubs, {"color": "#999999", "width": 4, "dash": "dash"})
             )
-            traces.append(
-                go.Scatter3d(
-                    name="cell",
-                    x=scene.cell[0],
-                    y=scene.cell[1],
-                    z=scene.cell[2],
-                    mode="lines",
-                    line={"color": "#1f3b73", "width": 2},
-                    hoverinfo="skip",
-                )
-            )
+            traces.append(_lines("cell", scene.cell, {"color": "#1f3b73", "width": 2}))
         if scene.unit_cell is not None:
-            traces.append(
-                go.Scatter3d(
-                    name="unit_cell",
-                    x=scene.unit_cell[0],
-                    y=scene.unit_cell[1],
-                    z=scene.unit_cell[2],
-                    mode="lines",
-                    line={"color": "#8fa3cc", "width": 1.5, "dash": "dot"},
-                    hoverinfo="skip",
-                )
-            )
+            unit_cell = {"color": "#8fa3cc", "width": 1.5, "dash": "dot"}
+            traces.append(_lines("unit_cell", scene.unit_cell, unit_cell))
         pos = scene.positions
         traces.append(
             go.Scatter3d(
