@@ -49,6 +49,7 @@ def test_shipped_model_was_trained_with_the_current_full_recipe(task: str) -> No
 
 
 @pytest.mark.parametrize("task", TASKS)
+@pytest.mark.filterwarnings("ignore::andersonn_lab.structures.ImageOverflowWarning")
 def test_shipped_model_reproduces_its_recorded_test_accuracy(task: str) -> None:
     torch.set_num_threads(1)
     fit = load_pretrained(task)
