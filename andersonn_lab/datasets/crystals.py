@@ -37,6 +37,7 @@ from ase.neighborlist import natural_cutoffs, neighbor_list
 from ase.spacegroup import Spacegroup, crystal
 
 from andersonn_lab.datasets.entry import DATA_DIR, Entry
+from andersonn_lab.structures.crystals import density_g_cm3
 
 __all__ = [
     "BULK_PROTOTYPES",
@@ -125,7 +126,6 @@ APPROX_FIELDS: frozenset[str] = frozenset({"gap", "lattice", "positions"})
 
 _BEGIN = "<!-- BEGIN COMPUTED (written by andersonn_lab.datasets.crystals.build) -->"
 _END = "<!-- END COMPUTED -->"
-_AMU_PER_A3_TO_G_CM3 = 1.66053906660
 
 
 def label_for_gap(gap_ev: float) -> int:
@@ -283,17 +283,6 @@ def build_atoms(row: Mapping[str, str]) -> Atoms:
     atoms.pbc = True
     atoms.wrap()
     return atoms
-
-
-def density_g_cm3(atoms: Atoms) -> float:
-    """Mass density of a periodic structure in g/cm^3.
-
-    Examples
-    --------
-    >>> round(density_g_cm3(bulk("Cu", "fcc", a=3.6149)), 2)
-    8.94
-    """
-    return float(atoms.get_masses().sum() / atoms.get_volume() * _AMU_PER_A3_TO_G_CM3)
 
 
 @dataclass

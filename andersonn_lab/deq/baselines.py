@@ -102,7 +102,9 @@ def _drug_descriptors(entries: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
 
 
 def _mof_descriptors(entries: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
-    from ase.data import atomic_masses, chemical_symbols
+    from ase.data import chemical_symbols
+
+    from andersonn_lab.structures.crystals import density_g_cm3
 
     elements = sorted({int(z) for e in entries for z in e.structure.numbers})
     column = {z: k for k, z in enumerate(elements)}
@@ -122,14 +124,13 @@ def _mof_descriptors(entries: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
     for entry in entries:
         atoms = entry.structure
         volume = float(abs(atoms.cell.volume))
-        mass = float(atomic_masses[atoms.numbers].sum())
         cellpar = atoms.cell.cellpar()
         fractions = np.zeros(len(elements))
         for z in atoms.numbers:
             fractions[column[int(z)]] += 1.0 / len(atoms)
         rows.append(
             [
-                mass / volume * 1.66053906660,  # amu / A^3 -> g / cm^3
+                density_g_cm3(atoms),
                 volume / len(atoms),
                 *sorted(cellpar[:3]),
                 *cellpar[3:],

@@ -14,7 +14,25 @@ from .bonds import BOND_RULES, find_bonds
 from .errors import StructureError
 from .graph import MIN_DISTANCE, check_atomic_numbers, check_has_bonds, check_positions, set_degrees
 
-__all__ = ["from_atoms", "read_atoms", "to_atoms"]
+__all__ = ["density_g_cm3", "from_atoms", "read_atoms", "to_atoms"]
+
+AMU_PER_A3_TO_G_CM3 = 1.66053906660
+"""Grams per cubic centimetre in one atomic mass unit per cubic angstrom."""
+
+
+def density_g_cm3(atoms: Atoms) -> float:
+    """Mass density of a periodic structure in g/cm^3 (standard atomic masses of its elements).
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> round(density_g_cm3(bulk("Cu", "fcc", a=3.6149)), 2)
+    8.94
+    """
+    from ase.data import atomic_masses
+
+    mass = float(atomic_masses[atoms.numbers].sum())
+    return mass / float(abs(atoms.cell.volume)) * AMU_PER_A3_TO_G_CM3
 
 
 def from_atoms(

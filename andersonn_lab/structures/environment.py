@@ -32,10 +32,10 @@ from typing import Any
 import networkx as nx
 import numpy as np
 from ase import Atoms
-from ase.data import atomic_masses, vdw_radii
+from ase.data import vdw_radii
 from scipy.spatial import cKDTree
 
-from .crystals import to_atoms
+from .crystals import density_g_cm3, to_atoms
 from .errors import StructureError
 from .graph import bond_instances, describe, node_atomic_number
 
@@ -280,7 +280,7 @@ def framework_descriptors(
     volume = float(atoms.cell.volume)
     radii = np.nan_to_num(vdw_radii[z], nan=DEFAULT_VDW_RADIUS)
     values = {
-        "density": float(atomic_masses[z].sum()) / volume * 1.66053906660,
+        "density": density_g_cm3(atoms),
         "volume_per_atom": volume / len(z),
         "packing_fraction": float((4.0 / 3.0 * math.pi * radii**3).sum()) / volume,
         "fraction_H": float(np.mean(z == 1)),
