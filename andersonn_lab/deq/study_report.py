@@ -442,6 +442,20 @@ def training_table(runs: Mapping[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("solver")
 
 
+def _sweep_by_beta(
+    sweep: Sequence[Mapping[str, Any]], betas: Sequence[float] | None
+) -> tuple[Mapping[str, Any], list[tuple[float, list[Mapping[str, Any]]]]]:
+    """A window sweep's forward-iteration row, and its Anderson rows per mixing ``β`` (all
+    the sweep's values when ``betas`` is None), each list sorted by window ``m``."""
+    forward = next(r for r in sweep if r["solver"] == "forward")
+    anderson = [r for r in sweep if r["solver"] == "anderson"]
+    wanted = betas if betas is not None else sorted({r["beta"] for r in anderson})
+    return forward, [
+        (beta, sorted((r for r in anderson if r["beta"] == beta), key=lambda r: r["m"]))
+        for beta in wanted
+    ]
+
+
 def crossover_table(study: Mapping[str, Any], betas: Sequence[float] | None = None) -> pd.DataFrame:
     """Where the window pays off, per task and ``β``: the fastest ``m``, forward iteration's
     time and evaluations, the cost of one step at the largest ``m`` against the smallest
@@ -460,12 +474,8 @@ def crossover_table(study: Mapping[str, Any], betas: Sequence[float] | None = No
 
     rows = []
     for task in study["tasks"]:
-        sweep = task["sweep"]
-        forward = next(r for r in sweep if r["solver"] == "forward")
-        anderson = [r for r in sweep if r["solver"] == "anderson"]
-        wanted = betas if betas is not None else sorted({r["beta"] for r in anderson})
-        for beta in wanted:
-            part = sorted((r for r in anderson if r["beta"] == beta), key=lambda r: r["m"])
+        forward, by_beta = _sweep_by_beta(task["sweep"], betas)
+        for beta, part in by_beta:
             if not part:
                 continue
             best = min(part, key=lambda r: r["fwd_time"])
@@ -570,12 +580,8 @@ def crossover_figure(study: Mapping[str, Any], betas: Sequence[float] | None = N
     fig = _figure(11, 3.4 * max(len(tasks), 1))
     axes = fig.subplots(max(len(tasks), 1), 2, squeeze=False)
     for (ax_time, ax_step), task in zip(axes, tasks, strict=False):
-        sweep = task["sweep"]
-        forward = next(r for r in sweep if r["solver"] == "forward")
-        anderson = [r for r in sweep if r["solver"] == "anderson"]
-        wanted = betas if betas is not None else sorted({r["beta"] for r in anderson})
-        for beta in wanted:
-            part = sorted((r for r in anderson if r["beta"] == beta), key=lambda r: r["m"])
+        forward, by_beta = _sweep_by_beta(task["sweep"], betas)
+        for beta, part in by_beta:
             ms = [r["m"] for r in part]
             ax_time.plot(
                 ms, [1e3 * r["fwd_time"] for r in part], "o-", label=f"anderson β={beta:g}"
