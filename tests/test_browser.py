@@ -28,8 +28,6 @@ from browser_helpers import (
     SCREENSHOT_ENV,
     LabServer,
     jupyterlab_server,
-    require_chromium,
-    require_playwright,
 )
 
 NOTEBOOK = "01_fixed_points_and_anderson.ipynb"
@@ -54,14 +52,6 @@ ERROR_TEXT_JS = """
   return error ? error.textContent : '';
 }
 """
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    """The system Chromium (skips, or fails in CI, when Chromium or Playwright is missing)."""
-    path = require_chromium()
-    require_playwright()
-    return path
 
 
 @pytest.fixture(scope="module")

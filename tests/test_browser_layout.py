@@ -36,8 +36,6 @@ from browser_helpers import (
     CHROMIUM_ARGS,
     LabServer,
     jupyterlab_server,
-    require_chromium,
-    require_playwright,
 )
 
 NOTEBOOK = "layout.ipynb"
@@ -261,14 +259,6 @@ def _record(name: str, value: Any) -> None:
     timings[name] = value
     TIMINGS.write_text(json.dumps(timings, indent=2))
     print(f"{name}: {value}")
-
-
-@pytest.fixture(scope="module")
-def chromium_path() -> str:
-    """The system Chromium (skips, or fails in CI, when Chromium or Playwright is missing)."""
-    path = require_chromium()
-    require_playwright()
-    return path
 
 
 @pytest.fixture(scope="module")
