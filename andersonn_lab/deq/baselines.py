@@ -313,11 +313,7 @@ def format_baselines(results: Sequence[BaselineResult]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        per_split = ", ".join(f"{a:.3f}" for a in r.accuracies)
-        lines.append(
-            f"| {r.task} | {r.model} | {r.features} | {len(r.accuracies)} | {per_split} | "
-            f"{r.mean:.3f} ± {r.std:.3f} | {min(r.accuracies):.3f} – {max(r.accuracies):.3f} |"
-        )
+        lines.append(f"| {r.task} | {r.model} | {r.features} {r.table_cells()}")
     return "\n".join(lines)
 
 

@@ -89,6 +89,15 @@ class AccuracySummary:
         """Sample standard deviation of the test accuracies (0 for one split)."""
         return statistics.stdev(self.accuracies) if len(self.accuracies) > 1 else 0.0
 
+    def table_cells(self) -> str:
+        """The table cells every accuracy table shares: splits, per-split values, mean ± sd,
+        range (``| 2 | 0.900, 0.800 | 0.850 ± 0.071 | 0.800 – 0.900 |``)."""
+        per_split = ", ".join(f"{a:.3f}" for a in self.accuracies)
+        return (
+            f"| {len(self.accuracies)} | {per_split} | {self.mean:.3f} ± {self.std:.3f} | "
+            f"{min(self.accuracies):.3f} – {max(self.accuracies):.3f} |"
+        )
+
 
 @dataclass
 class HoldoutResult(AccuracySummary):
@@ -206,11 +215,7 @@ def format_holdout(results: Sequence[HoldoutResult], *, max_listed: int = 15) ->
         "|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        per_split = ", ".join(f"{s.accuracy:.3f}" for s in r.scores)
-        lines.append(
-            f"| {r.task} | {r.encoding} | {r.solver} | {len(r.scores)} | {per_split} | "
-            f"{r.mean:.3f} ± {r.std:.3f} | {min(r.accuracies):.3f} – {max(r.accuracies):.3f} |"
-        )
+        lines.append(f"| {r.task} | {r.encoding} | {r.solver} {r.table_cells()}")
     for r in results:
         often = list(r.often_wrong().items())
         if often:
