@@ -493,21 +493,28 @@ def _check_args(encoding: str, size: int, k: int | None, on_overflow: str) -> No
         raise ValueError(f"on_overflow must be 'crop' or 'error', got {on_overflow!r}")
 
 
+def _check_overflow(
+    graph: nx.Graph, n: int, what: str, size: int, on_overflow: str, kept: str = ""
+) -> None:
+    """Warn (or with ``on_overflow="error"`` raise) when ``n`` rows of ``what`` exceed ``size``."""
+    if n <= size:
+        return
+    message = (
+        f"{describe(graph)}: {n} {what} do not fit in a {size}x{size} image; "
+        f"{n - size} {what} dropped (kept the first {size}{kept})"
+    )
+    if on_overflow == "error":
+        raise StructureError(message)
+    warn(message, ImageOverflowWarning)
+
+
 def _ordered_rows(graph: nx.Graph, ranks: dict[Any, int], size: int, on_overflow: str) -> list[Any]:
     if not ranks:
         raise StructureError(f"{describe(graph)}: the graph has no atoms")
     order = canonical_order(graph, ranks)
     n = len(order)
-    if n > size:
-        message = (
-            f"{describe(graph)}: {n} atoms do not fit in a {size}x{size} image; "
-            f"{n - size} atoms dropped (kept the first {size} of the canonical order)"
-        )
-        if on_overflow == "error":
-            raise StructureError(message)
-        warn(message, ImageOverflowWarning)
-        order = order[:size]
-    return order
+    _check_overflow(graph, n, "atoms", size, on_overflow, " of the canonical order")
+    return order[:size]
 
 
 def _fill_adjacency(
@@ -633,14 +640,7 @@ def _framework_image(
         reps = canonical_order(graph, node_ranks)
         row_of = {node: r for r, node in enumerate(reps)}
         what = "atoms"
-    if len(reps) > size:
-        message = (
-            f"{describe(graph)}: {len(reps)} {what} do not fit in a "
-            f"{size}x{size} image; {len(reps) - size} dropped (kept the first {size})"
-        )
-        if on_overflow == "error":
-            raise StructureError(message)
-        warn(message, ImageOverflowWarning)
+    _check_overflow(graph, len(reps), what, size, on_overflow)
     nodes, inst = bond_instances(graph)
     index = {node: p for p, node in enumerate(nodes)}
     rows = [index[node] for node in reps[:size]]
