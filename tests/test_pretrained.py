@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from andersonn_lab.deq.checkpoint import CheckpointError
 from andersonn_lab.deq.pretrained import (
     PRETRAINED_DIR,
     PretrainedMismatchError,
@@ -85,6 +86,14 @@ def test_a_different_test_split_is_refused(tmp_path: Path) -> None:
     info["test_split"] = "0" * 16
     meta.write_text(json.dumps(info))
     with pytest.raises(PretrainedMismatchError, match="test split"):
+        load_pretrained("crystals", folder=tmp_path)
+
+
+def test_a_corrupt_weights_file_is_refused_naming_it(tmp_path: Path) -> None:
+    _copy("crystals", tmp_path)
+    weights = tmp_path / "crystals.pt"
+    weights.write_bytes(weights.read_bytes()[:1000])  # truncated
+    with pytest.raises(CheckpointError, match=r"crystals\.pt: not a usable shipped model"):
         load_pretrained("crystals", folder=tmp_path)
 
 

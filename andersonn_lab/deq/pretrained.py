@@ -191,12 +191,15 @@ def load_pretrained(
             f"shipped model was scored on (seed {info['split_seed']}); the data changed? "
             f"Retrain with: andersonn-lab pretrain --tasks {task}"
         )
-    payload = torch.load(weights, map_location="cpu", weights_only=True)
-    model = DEQClassifier.from_config(payload["model_config"])
     try:
+        payload = torch.load(weights, map_location="cpu", weights_only=True)
+        model = DEQClassifier.from_config(payload["model_config"])
         model.load_state_dict(payload["model"])
-    except RuntimeError as err:
-        raise CheckpointError(f"{weights}: weights do not fit the model: {err}") from None
+    except Exception as err:  # unreadable, truncated, or weights of another model
+        raise CheckpointError(
+            f"{weights}: not a usable shipped model ({type(err).__name__}: {err}); "
+            f"retrain it with: andersonn-lab pretrain --tasks {task}"
+        ) from None
     model.to(resolve_device(device)).eval()
     result = TrainResult(history=list(info["history"]), best_epoch=info.get("best_epoch"))
     return Fit(recipe, dataset, model, result, dict(info["test"]), recipe.splits(dataset))
