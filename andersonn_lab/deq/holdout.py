@@ -256,7 +256,7 @@ def run_accuracy(args: argparse.Namespace) -> int:
     results = []
     for task in args.tasks:
         recipe = default_recipe(task, smoke=args.smoke).with_solver(args.solver)
-        if getattr(args, "encoding", None):
+        if args.encoding:
             recipe = recipe.replace(encoding=args.encoding)
         try:
             result = repeated_holdout(
