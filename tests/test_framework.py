@@ -255,3 +255,23 @@ def test_framework_atoms_gives_every_atom_its_own_row() -> None:
     assert float(atoms[_channel("bond_order")].sum()) == pytest.approx(4 * 6 / 3)
     with pytest.warns(Warning, match="4 atoms do not fit"):
         node_neighbor_image(graph, encoding="framework_atoms", size=2)
+
+
+def test_void_encoding_is_the_framework_image_plus_the_empty_space_channels() -> None:
+    from andersonn_lab.structures.images import VOID_GLOBAL_SCALES
+    from andersonn_lab.structures.pores import void_descriptors
+
+    atoms = Atoms("Cu", positions=[[0, 0, 0]], cell=np.eye(3) * 3.6, pbc=True)
+    graph = from_atoms(atoms)
+    framework = node_neighbor_image(graph, encoding="framework", size=4)
+    void = node_neighbor_image(graph, encoding="void", size=4)
+    n_void = len(VOID_GLOBAL_SCALES)
+    assert CHANNELS["void"][: len(CHANNELS["framework"])] == CHANNELS["framework"]
+    assert void.shape[0] == len(CHANNELS["void"]) == framework.shape[0] + n_void
+    assert GLOBAL_CHANNELS["void"] == GLOBAL_CHANNELS["framework"] + n_void
+    assert torch.equal(void[: framework.shape[0]], framework)
+    expected = void_descriptors(atoms)
+    for offset, name in enumerate(VOID_GLOBAL_SCALES):
+        channel = void[framework.shape[0] + offset]
+        assert channel[0, 0].item() == pytest.approx(expected[name] / VOID_GLOBAL_SCALES[name])
+        assert channel.sum().item() == pytest.approx(channel[0, 0].item())  # one atom row

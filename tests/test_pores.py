@@ -11,7 +11,13 @@ from ase import Atoms
 
 from andersonn_lab.datasets import DATA_DIR
 from andersonn_lab.datasets.mofs import DATA_FILE, load_entries
-from andersonn_lab.structures.pores import CCDC_RADII, atomic_radii, largest_cavity_diameter
+from andersonn_lab.structures.pores import (
+    CCDC_RADII,
+    VOID_RADII,
+    atomic_radii,
+    largest_cavity_diameter,
+    void_descriptors,
+)
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +124,28 @@ def test_invalid_options_raise() -> None:
         largest_cavity_diameter(atoms, radii=-1.0)
     with pytest.raises(ValueError, match="ase.Atoms"):
         largest_cavity_diameter(np.zeros((3, 3)))  # type: ignore[arg-type]
+
+
+def test_void_fraction_of_one_sphere_is_the_analytic_volume() -> None:
+    # one sphere of radius 1.5 A in a 10 A cube: the empty fraction is 1 - (4/3) pi r^3 / V,
+    # and with a probe of radius R the excluded sphere grows to radius 1.5 + R
+    atoms = Atoms("Ar", positions=[[0, 0, 0]], cell=np.eye(3) * 10.0, pbc=True)
+    void = void_descriptors(atoms, radii=1.5, spacing=0.25)
+    for radius in (0.0, 1.0, 2.0):
+        expected = 1.0 - 4.0 / 3.0 * math.pi * (1.5 + radius) ** 3 / 1000.0
+        assert void[f"free_fraction_{radius:g}"] == pytest.approx(expected, abs=0.003)
+    # the body centre is 5 sqrt(3) from the atom: LCD = 2 (5 sqrt(3) - 1.5)
+    assert void["grid_lcd"] == pytest.approx(2 * (5 * math.sqrt(3) - 1.5), abs=1e-6)
+
+
+def test_void_descriptors_bracket_the_refined_lcd_on_shipped_mofs(mof_entries) -> None:
+    spacing = 0.7
+    for entry in mof_entries[:: len(mof_entries) // 8][:8]:
+        void = void_descriptors(entry.structure, spacing=spacing)
+        lcd = largest_cavity_diameter(entry.structure)
+        assert lcd - 2 * spacing * math.sqrt(3) / 2 - 1e-9 <= void["grid_lcd"] <= lcd + 1e-9
+        fractions = [void[f"free_fraction_{r:g}"] for r in VOID_RADII]
+        assert fractions == sorted(fractions, reverse=True), entry.id
+        # no point of the cell is farther from every atom than the largest sphere's radius
+        beyond = [r for r in VOID_RADII if r > lcd / 2]
+        assert all(void[f"free_fraction_{r:g}"] == 0.0 for r in beyond), entry.id

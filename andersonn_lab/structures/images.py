@@ -34,6 +34,7 @@ from .graph import (
     describe,
     node_atomic_number,
 )
+from .pores import VOID_RADII
 
 __all__ = [
     "CHANNELS",
@@ -54,6 +55,7 @@ Encoding = Literal[
     "charges",
     "framework",
     "framework_atoms",
+    "void",
 ]
 Overflow = Literal["crop", "error"]
 
@@ -110,6 +112,15 @@ FRAMEWORK_GLOBAL_SCALES: dict[str, float] = {
 :func:`~andersonn_lab.structures.environment.framework_descriptors`) and the unit each is
 divided by: g cm⁻³, Å³, Å, atoms per Å³; fractions as they are."""
 
+VOID_GLOBAL_SCALES: dict[str, float] = {
+    "grid_lcd": 10.0,
+    **{f"free_fraction_{radius:g}": 1.0 for radius in VOID_RADII},
+}
+"""Whole-structure scalars that the ``"void"`` encoding adds to ``"framework"`` (names of
+:func:`~andersonn_lab.structures.pores.void_descriptors`) and the unit each is divided by
+(Å for ``grid_lcd``; fractions as they are). They recompute the MOF label: a teaching
+contrast, in no default recipe."""
+
 NONBONDED_SCALE = 5.0
 """Å per unit of the ``nonbonded_distance`` channel."""
 SHELL_DENSITY_SCALE = 0.1
@@ -154,10 +165,15 @@ CHANNELS: dict[str, tuple[str, ...]] = {
     "framework": (*_FRAMEWORK_ATOM, *(f"global_{name}" for name in FRAMEWORK_GLOBAL_SCALES)),
 }
 CHANNELS["framework_atoms"] = CHANNELS["framework"]
+CHANNELS["void"] = (*CHANNELS["framework"], *(f"global_{name}" for name in VOID_GLOBAL_SCALES))
 """Channel names of each encoding, in channel order."""
+
+POOLED_ENCODINGS = frozenset({"framework", "void"})
+"""Encodings whose rows are classes of equivalent atoms (:func:`framework_rows`)."""
 
 GLOBAL_CHANNELS: dict[str, int] = {name: 0 for name in CHANNELS}
 GLOBAL_CHANNELS["framework"] = GLOBAL_CHANNELS["framework_atoms"] = len(FRAMEWORK_GLOBAL_SCALES)
+GLOBAL_CHANNELS["void"] = len(FRAMEWORK_GLOBAL_SCALES) + len(VOID_GLOBAL_SCALES)
 GLOBAL_CHANNELS["charges"] = 1
 GLOBAL_CHANNELS["composition"] = len(COMPOSITION_GLOBAL_SCALES)
 """Number of trailing channels of each encoding that hold one number per structure (on the
@@ -173,6 +189,7 @@ LAYOUTS: dict[str, str] = {
     "charges": "adjacency",
     "framework": "adjacency",
     "framework_atoms": "adjacency",
+    "void": "adjacency",
 }
 """Pixel layout of each encoding: ``"adjacency"`` (pixel ``(r, s)`` relates atoms ``r`` and
 ``s``) or ``"neighbors"`` (row ``r`` lists atom ``r`` and its nearest neighbours)."""
@@ -209,7 +226,8 @@ def image_atom_order(
     """
     if encoding not in CHANNELS:
         raise ValueError(f"encoding must be one of {sorted(CHANNELS)}, got {encoding!r}")
-    order = framework_rows(graph)[0] if encoding == "framework" else canonical_order(graph)
+    pooled = encoding in POOLED_ENCODINGS
+    order = framework_rows(graph)[0] if pooled else canonical_order(graph)
     return order if size is None else order[:size]
 
 
@@ -337,6 +355,13 @@ def node_neighbor_image(
     No channel looks at empty space (no probe, grid or cavity), so none recomputes a pore
     size.
 
+    ``encoding="void"``: the ``"framework"`` channels plus nine whole-structure channels
+    that do look at empty space (:func:`~andersonn_lab.structures.pores.void_descriptors`
+    divided by :data:`VOID_GLOBAL_SCALES`): a grid estimate of the largest cavity diameter
+    and the fractions of the cell farther than 0-5 Å from every atom surface. They
+    recompute the MOF label (the largest cavity diameter), so ``"void"`` is a documented
+    teaching contrast, "when the image holds the answer", never a default recipe.
+
     ``encoding="framework_atoms"``: the same channels with one row per atom in canonical
     order (multiplicity ``1 / atoms``), cropped like ``"adjacency"``: the contrast that
     measures what pooling equivalent atoms does.
@@ -389,8 +414,9 @@ def node_neighbor_image(
     ((3, 8, 8), 0.5)
     """
     _check_args(encoding, size, k, on_overflow)
-    if encoding in ("framework", "framework_atoms"):
-        return _framework_image(graph, size, on_overflow, pooled=encoding == "framework")
+    if encoding in ("framework", "framework_atoms", "void"):
+        image = _framework_image(graph, size, on_overflow, pooled=encoding != "framework_atoms")
+        return _with_void_channels(graph, image) if encoding == "void" else image
     nodes, inst = bond_instances(graph)
     node_ranks = canonical_ranks(graph)
     order = _ordered_rows(graph, node_ranks, size, on_overflow)
@@ -462,7 +488,7 @@ def pixel_atoms(
     if not (0 <= row < size and 0 <= col < size):
         raise ValueError(f"pixel ({row}, {col}) outside a {size}x{size} image")
     node_ranks = canonical_ranks(graph)
-    if encoding == "framework":
+    if encoding in POOLED_ENCODINGS:
         order = framework_rows(graph, node_ranks)[0][:size]
     else:
         order = canonical_order(graph, node_ranks)[:size]
@@ -668,6 +694,19 @@ def _framework_image(
     for offset, (name, scale) in enumerate(FRAMEWORK_GLOBAL_SCALES.items()):
         img[first + offset, diag, diag] = descriptors[name] / scale
     return torch.from_numpy(img)
+
+
+def _with_void_channels(graph: nx.Graph, image: torch.Tensor) -> torch.Tensor:
+    """The ``"framework"`` image plus the ``"void"`` encoding's empty-space scalars."""
+    from .crystals import to_atoms
+    from .pores import void_descriptors
+
+    void = void_descriptors(to_atoms(graph))
+    extra = torch.zeros((len(VOID_GLOBAL_SCALES), *image.shape[1:]), dtype=image.dtype)
+    diag = torch.arange(int((image[0].diagonal() > 0).sum()))
+    for channel, (name, scale) in enumerate(VOID_GLOBAL_SCALES.items()):
+        extra[channel, diag, diag] = void[name] / scale
+    return torch.cat([image, extra])
 
 
 def sorted_neighbours(inst: list[BondInstance], ranks: list[int]) -> list[BondInstance]:

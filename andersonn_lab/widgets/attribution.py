@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from andersonn_lab.structures import image_atom_order
-from andersonn_lab.structures.images import LAYOUTS, framework_rows
+from andersonn_lab.structures.images import LAYOUTS, POOLED_ENCODINGS, framework_rows
 
 __all__ = ["ENCODINGS", "atom_scores", "gradient_x_input"]
 
@@ -153,7 +153,7 @@ def atom_scores(
         if LAYOUTS[encoding] == "adjacency" and r < values.shape[1]:
             score += float(values[:, r].sum() - values[r, r])
         scores[atom] = scores.get(atom, 0.0) + score
-    if encoding == "framework" and order is None:
+    if encoding in POOLED_ENCODINGS and order is None:
         _, row_of = framework_rows(graph)
         members = Counter(row_of.values())
         row_score = [scores[atom] for atom in atoms]

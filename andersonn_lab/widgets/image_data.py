@@ -30,7 +30,12 @@ from andersonn_lab.structures import (
     node_neighbor_image,
 )
 from andersonn_lab.structures.graph import bond_instances, canonical_ranks
-from andersonn_lab.structures.images import LAYOUTS, framework_rows, sorted_neighbours
+from andersonn_lab.structures.images import (
+    LAYOUTS,
+    POOLED_ENCODINGS,
+    framework_rows,
+    sorted_neighbours,
+)
 
 __all__ = ["ImageController", "Rect", "pixel_table"]
 
@@ -151,7 +156,8 @@ class ImageController:
         self.image = image.numpy()
         self.order = image_atom_order(self.graph, size, encoding=encoding)
         # "framework" rows stand for classes of equivalent atoms: every member maps to its row.
-        self._class_row = framework_rows(self.graph)[1] if encoding == "framework" else None
+        pooled = encoding in POOLED_ENCODINGS
+        self._class_row = framework_rows(self.graph)[1] if pooled else None
         self.table = pixel_table(self.graph, encoding=encoding, size=size, k=k)
         self.hover = self._hover_texts()
         self.note = notes[0] if notes else ""
