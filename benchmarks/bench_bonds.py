@@ -1,6 +1,6 @@
 """Benchmark: bond rules on the shipped MOFs (speed, and what each rule finds).
 
-For ``--n`` MOFs of ``data/mofs/mofs.npz`` (a seeded sample; ``--n 0`` for all 899) it builds
+For ``--n`` MOFs of ``data/mofs/mofs.npz`` (a seeded sample; ``--n 0`` for all of them) it builds
 the atom-bond network with ``bonds="covalent"`` (``cutoff_scale=1.0``, the MOFs' setting
 before the nearest-shell rule) and with the default ``bonds="nearest-shell"``, and reports:
 
