@@ -85,7 +85,7 @@ def _float_or_nan(text: str) -> float:
 def build(
     out_dir: str | Path | None = None,
     *,
-    n_per_class: int = 300,
+    n_per_class: int = 1000,
     max_atoms: int = 200,
     seed: int = 0,
     limit: int | None = None,
