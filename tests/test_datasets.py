@@ -28,6 +28,7 @@ from andersonn_lab.datasets.mofs import (
     load_entries,
     parse_p1_cif,
     save_entries,
+    split_group,
 )
 from andersonn_lab.datasets.tasks import default_cache_dir, stratified_split
 from andersonn_lab.structures import ImageOverflowWarning, StructureError, from_atoms
@@ -43,14 +44,23 @@ def _require(name: str) -> None:
 
 @pytest.fixture(scope="module")
 def small_mofs(tmp_path_factory) -> object:
-    """Ten MOFs per class, taken from the shipped set, in a folder of their own."""
+    """Ten small MOFs per class from the shipped set, in a folder of their own.
+
+    No two share a split group (refcode family), so the group-aware split is exactly 7/2/1
+    per class; groups are tested in ``tests/test_framework.py``.
+    """
     if not (MOF_DIR / DATA_FILE).is_file():
         pytest.skip(f"{MOF_DIR / DATA_FILE} is absent; run `andersonn-lab data build mofs`")
     entries = sorted(load_entries(MOF_DIR), key=lambda e: len(e.structure))
-    picked = []
+    picked, groups = [], set()
     for label in range(3):
-        members = (e for e in entries if e.label == label and _graph_ok(e))
-        picked += [next(members) for _ in range(10)]
+        members = (e for e in entries if e.label == label and split_group(e.id) not in groups)
+        for entry in members:
+            if len(picked) == 10 * (label + 1):
+                break
+            if _graph_ok(entry):
+                picked.append(entry)
+                groups.add(split_group(entry.id))
     folder = tmp_path_factory.mktemp("small_mofs")
     save_entries(picked, folder)
     return folder
