@@ -324,19 +324,19 @@ class StructureViewer(w.VBox):
         self.cell_controls.layout.display = None if ctrl.periodic else "none"
 
     def _on_cell_choice(self, change: Mapping[str, Any]) -> None:
-        if self._syncing or change["new"] == self.controller.scene.repeat:
-            return
-        try:
-            self.set_repeat(change["new"])
-        except ValueError as err:
-            self._sync_cell_choice()
-            self.status.value = status_html(str(err), "error")
+        self._apply_cell_option(self.set_repeat, change["new"], self.controller.scene.repeat)
 
     def _on_boundary_choice(self, change: Mapping[str, Any]) -> None:
-        if self._syncing or change["new"] == self.controller.boundary_atoms:
+        self._apply_cell_option(
+            self.set_boundary_atoms, change["new"], self.controller.boundary_atoms
+        )
+
+    def _apply_cell_option(self, setter: Callable[[Any], Any], new: Any, current: Any) -> None:
+        """Apply a cell menu's new value; on a bad one, restore the menus and say why."""
+        if self._syncing or new == current:
             return
         try:
-            self.set_boundary_atoms(change["new"])
+            setter(new)
         except ValueError as err:
             self._sync_cell_choice()
             self.status.value = status_html(str(err), "error")
