@@ -54,6 +54,8 @@ __all__ = [
     "load_entries",
     "read_references",
     "read_table",
+    "split_group",
+    "split_groups",
     "validate_row",
 ]
 
@@ -121,7 +123,9 @@ COLUMNS: tuple[str, ...] = (
 )
 """Columns of ``crystals.csv``, in order."""
 
-GAP_TYPES: frozenset[str] = frozenset({"metal", "direct", "indirect", "charge-transfer"})
+GAP_TYPES: frozenset[str] = frozenset(
+    {"metal", "direct", "indirect", "charge-transfer", "Mott-Hubbard"}
+)
 APPROX_FIELDS: frozenset[str] = frozenset({"gap", "lattice", "positions"})
 
 _BEGIN = "<!-- BEGIN COMPUTED (written by andersonn_lab.datasets.crystals.build) -->"
@@ -452,6 +456,28 @@ def load_entries(data_dir: Path | str = CRYSTALS_DIR) -> list[Entry]:
         if atoms is not None and not problems:
             entries.append(_entry(row, atoms))
     return entries
+
+
+def split_group(formula: str) -> str:
+    """Split group of a crystal: its reduced formula, so polymorphs share one group.
+
+    Two structures of one composition (zinc-blende and wurtzite ZnS, 3C and 4H SiC, rutile
+    and anatase TiO2, cubic and hexagonal BN, diamond and graphite) are near-duplicates for
+    a classifier that is shown the composition, so they always land in the same part of a
+    split (:func:`~andersonn_lab.datasets.tasks.stratified_split`).
+
+    Examples
+    --------
+    >>> split_group("TiO2"), split_group("Ti2O4"), split_group("SiMg2")
+    ('O2Ti', 'O2Ti', 'Mg2Si')
+    """
+    reduced, _ = Formula(formula).reduce()
+    return reduced.format("hill")
+
+
+def split_groups(entries: list[Entry]) -> list[str]:
+    """:func:`split_group` of each entry's formula, as ``load_task("crystals")`` uses it."""
+    return [split_group(entry.info["formula"]) for entry in entries]
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[object]]) -> list[str]:

@@ -311,7 +311,8 @@ class TaskDataset(Dataset):
         of one group, see ``groups``, always in the same part).
     groups:
         Split group of each entry (its id unless the task module defines ``split_groups``;
-        MOFs: the CSD refcode stem), see :func:`stratified_split`.
+        MOFs: the CSD refcode stem; crystals: the reduced formula), see
+        :func:`stratified_split`.
     id_to_index:
         Entry id → position.
     skipped:
@@ -418,7 +419,7 @@ def load_task(
         Passed to :func:`andersonn_lab.structures.node_neighbor_image`.
     split_seed:
         Seed of the stratified 70/15/15 train/val/test split. Tasks whose module defines
-        ``split_groups`` (MOFs) keep each group in one part.
+        ``split_groups`` (MOFs, crystals) keep each group in one part.
     data_dir:
         Folder holding the task's data files (default ``DATA_DIR / name``).
     cache_dir:
