@@ -173,7 +173,7 @@ def load_pretrained(
     --------
     >>> fit = load_pretrained("crystals")  # doctest: +SKIP
     >>> fit.test_accuracy  # doctest: +SKIP
-    0.90625
+    0.975
     """
     info = pretrained_info(task, folder)
     weights, _ = _paths(task, folder)
