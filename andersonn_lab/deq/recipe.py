@@ -163,7 +163,7 @@ chalcogenides, MnO, ScN, UO2, CuI, Heusler and Laves intermetallics. Over split 
 the 274 (42 validation and 40 test structures per split), mean last-epoch validation accuracy
 was 0.853 for the 20-epoch recipe, 0.856 with the ``"composition"`` encoding, 0.885 at 40
 epochs and 0.873 for ``"composition"`` at 40 epochs. The recipe now trains 40 epochs (13 more
-validation structures right in 420). Test accuracy of the four: 0.850, 0.865, 0.867 and 0.870;
+validation structures right in 420). Test accuracy of the four: 0.850, 0.865, 0.868 and 0.870;
 on the crystals of the 213-structure table 0.891, 0.891, 0.901 and 0.891, on the added ones
 0.722, 0.784, 0.763 and 0.804.
 """
