@@ -27,8 +27,10 @@ from andersonn_lab.structures import (
     pixel_atoms,
 )
 from andersonn_lab.structures.environment import (
+    BONDING_NAMES,
     GLOBAL_NAMES,
     atom_environment,
+    bonding_statistics,
     equivalent_atoms,
     framework_descriptors,
     periodic_pairs,
@@ -141,6 +143,42 @@ def _global_model(seed: int = 0) -> DEQClassifier:
     return DEQClassifier(
         5, 3, channels=8, hidden=8, groups=4, pool=2, cell="contractive", global_channels=2
     )
+
+
+def _perovskite_srtio3() -> Atoms:
+    from ase.spacegroup import crystal
+
+    return crystal(
+        ["Sr", "Ti", "O"],
+        [(0, 0, 0), (0.5, 0.5, 0.5), (0.5, 0.5, 0)],
+        spacegroup=221,
+        cellpar=[3.905, 3.905, 3.905, 90, 90, 90],
+    )
+
+
+@pytest.mark.parametrize(
+    ("atoms", "expected"),
+    [
+        # odd electrons, mean coordination, mean and max |chi_a - chi_b|, metal-metal, A^3/atom
+        (bulk("Cu", "fcc", a=3.615), (1.0, 12.0, 0.0, 0.0, 1.0, 3.615**3 / 4)),
+        (bulk("Mg", "hcp", a=3.21, c=5.21), (0.0, 12.0, 0.0, 0.0, 1.0, None)),
+        (bulk("Si", "diamond", a=5.431), (0.0, 4.0, 0.0, 0.0, 0.0, 5.431**3 / 8)),
+        (bulk("CsCl", "cesiumchloride", a=4.12), (0.0, 8.0, 2.37, 2.37, 0.0, 4.12**3 / 2)),
+        # Ti-O (6 per Ti, 1.90) and Sr-O (12 per Sr, 2.49) seen from both ends: 12 and 24
+        # instances over 5 atoms
+        (
+            _perovskite_srtio3(),
+            (0.0, 36 / 5, (12 * 1.90 + 24 * 2.49) / 36, 2.49, 0.0, 3.905**3 / 5),
+        ),
+    ],
+    ids=["Cu-fcc", "Mg-hcp", "Si-diamond", "CsCl", "SrTiO3"],
+)
+def test_bonding_statistics_match_hand_counts(atoms: Atoms, expected: tuple) -> None:
+    stats = bonding_statistics(from_atoms(atoms))
+    assert tuple(stats) == BONDING_NAMES
+    for name, want in zip(BONDING_NAMES, expected, strict=True):
+        if want is not None:
+            assert stats[name] == pytest.approx(want, abs=1e-9), name
 
 
 def test_the_global_path_changes_predictions_through_the_fixed_point_solve() -> None:

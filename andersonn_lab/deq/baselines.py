@@ -18,7 +18,11 @@ reductions) that :func:`~andersonn_lab.deq.holdout.repeated_holdout` uses:
     * crystals: composition statistics in the spirit of Magpie (Ward et al., npj Comput.
       Mater. 2, 16028 (2016)): the fraction-weighted mean and the min, max and range over
       the formula of Pauling electronegativity, group, period, valence electrons, covalent
-      radius and atomic number, plus the number of elements.
+      radius and atomic number, plus the number of elements; and six numbers read from the
+      default atom-bond network (:func:`~andersonn_lab.structures.environment.bonding_statistics`:
+      odd electron count per formula unit, mean coordination, mean and largest
+      electronegativity difference across a bond, fraction of metal-metal bonds, volume
+      per atom).
 
 Both train on the training split only and score the test split. ``andersonn-lab bench
 baselines --tasks crystals --splits 10`` prints a table and writes ``baselines.json`` where
@@ -141,9 +145,17 @@ def _mof_descriptors(entries: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
 
 
 def _crystal_descriptors(entries: Sequence[Any]) -> tuple[np.ndarray, list[str]]:
+    from andersonn_lab.structures.crystals import from_atoms
     from andersonn_lab.structures.elements import composition_statistics
+    from andersonn_lab.structures.environment import bonding_statistics
 
-    table = [composition_statistics(entry.structure.numbers) for entry in entries]
+    table = [
+        {
+            **composition_statistics(entry.structure.numbers),
+            **bonding_statistics(from_atoms(entry.structure)),
+        }
+        for entry in entries
+    ]
     names = list(table[0]) if table else []
     return np.asarray([[row[name] for name in names] for row in table], dtype=float), names
 
@@ -171,7 +183,9 @@ def descriptors(task: str, entries: Sequence[Any]) -> tuple[np.ndarray, list[str
     >>> from andersonn_lab.datasets.entry import Entry
     >>> x, names = descriptors("crystals", [Entry("NaCl", 2, bulk("NaCl", "rocksalt", a=5.64))])
     >>> x.shape, names[0], round(float(x[0, 0]), 3)   # mean Pauling electronegativity
-    ((1, 25), 'mean_electronegativity', 2.045)
+    ((1, 31), 'mean_electronegativity', 2.045)
+    >>> names[-6:-4], float(x[0, names.index("mean_coordination")])
+    (['odd_electrons', 'mean_coordination'], 6.0)
     """
     makers = {
         "drugs": _drug_descriptors,

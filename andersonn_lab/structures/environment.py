@@ -8,7 +8,10 @@ node-neighbour image encoding (:mod:`andersonn_lab.structures.images`):
   from :func:`periodic_pairs` (the same pairs as :func:`ase.neighborlist.neighbor_list`,
   found with a k-d tree over the periodic images, about ten times faster at 10 Å);
 * per structure: mass density, volume per atom, van der Waals packing fraction, element
-  fractions and the whole-cell means of the per-atom values.
+  fractions and the whole-cell means of the per-atom values;
+* per structure, from the bonds: :func:`bonding_statistics` (coordination, bond ionicity,
+  metal-metal bonds, electron-count parity), the structural half of the crystals' baseline
+  descriptors (:func:`andersonn_lab.deq.baselines.descriptors`).
 
 None of them looks at empty space: there is no probe, no grid and no cavity search (compare
 :func:`andersonn_lab.structures.pores.largest_cavity_diameter`, which does).
@@ -26,7 +29,9 @@ Examples
 from __future__ import annotations
 
 import math
+from collections import Counter
 from dataclasses import dataclass
+from functools import reduce
 from typing import Any
 
 import networkx as nx
@@ -35,7 +40,9 @@ from ase import Atoms
 from ase.data import vdw_radii
 from scipy.spatial import cKDTree
 
+from .bonds import is_metal
 from .crystals import density_g_cm3, to_atoms
+from .elements import electronegativity, valence_electrons
 from .errors import StructureError
 from .graph import bond_instances, describe, node_atomic_number
 
@@ -44,8 +51,10 @@ __all__ = [
     "SHELL_EDGES",
     "AtomEnvironment",
     "atom_environment",
+    "bonding_statistics",
     "equivalent_atoms",
     "framework_descriptors",
+    "odd_electron_count",
     "periodic_pairs",
 ]
 
@@ -353,3 +362,102 @@ def equivalent_atoms(graph: nx.Graph, decimals: int = 2) -> list[int]:
         if len(set(new)) == n_colours:
             return new
         colours, n_colours = new, len(set(new))
+
+
+def odd_electron_count(graph: nx.Graph) -> bool:
+    """True if a formula unit of the structure has an odd number of valence electrons.
+
+    Electron counting in its simplest form: a solid whose formula unit holds an odd number of
+    electrons cannot fill its bands with pairs, so it is metallic unless correlation or a
+    larger cell intervenes. Implicit hydrogens (``num_hs``) count as atoms with one electron
+    each, and a formal charge ``q`` removes ``q`` electrons. A periodic structure's formula
+    unit divides the element counts (and the net charge) by their greatest common divisor; a
+    molecule counts whole.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> from andersonn_lab.structures import from_atoms
+    >>> odd_electron_count(from_atoms(bulk("Na", "bcc", a=4.23)))
+    True
+    >>> odd_electron_count(from_atoms(bulk("NaCl", "rocksalt", a=5.64)))  # 1 + 7 electrons
+    False
+    """
+    counts: Counter[int] = Counter()
+    electrons = charge = 0
+    for _, data in graph.nodes(data=True):
+        z, hydrogens = node_atomic_number(data), int(data.get("num_hs") or 0)
+        counts[z] += 1
+        counts[1] += hydrogens
+        charge += int(data.get("formal_charge") or 0)
+        electrons += valence_electrons(z) + hydrogens
+    unit = 1
+    if graph.graph.get("periodic"):
+        unit = reduce(math.gcd, [n for n in counts.values() if n], abs(charge))
+    return bool((electrons - charge) // unit % 2)
+
+
+BONDING_NAMES: tuple[str, ...] = (
+    "odd_electrons",
+    "mean_coordination",
+    "mean_bond_ionicity",
+    "max_bond_ionicity",
+    "fraction_metal_metal_bonds",
+    "volume_per_atom",
+)
+"""Names of :func:`bonding_statistics`, in order."""
+
+
+def bonding_statistics(graph: nx.Graph) -> dict[str, float]:
+    """Whole-structure numbers read from a crystal's bonds, named as :data:`BONDING_NAMES`.
+
+    * ``odd_electrons``: 1.0 if a formula unit has an odd number of valence electrons
+      (:func:`odd_electron_count`), else 0.0;
+    * ``mean_coordination``: the mean number of bonds per atom, periodic images included;
+    * ``mean_bond_ionicity`` and ``max_bond_ionicity``: the mean and largest difference of
+      Pauling electronegativity across a bond, over every bond instance (bonds to elements
+      without an electronegativity are left out; 0.0 if none is left);
+    * ``fraction_metal_metal_bonds``: the fraction of bond instances between two metals
+      (:func:`~andersonn_lab.structures.bonds.is_metal`);
+    * ``volume_per_atom``: cell volume / number of atoms, Å³.
+
+    Parameters
+    ----------
+    graph:
+        An atom-bond network of a 3-D periodic structure (:func:`from_atoms`).
+
+    Returns
+    -------
+    dict
+        ``{name: value}`` in the order of :data:`BONDING_NAMES`.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> from andersonn_lab.structures import from_atoms
+    >>> stats = bonding_statistics(from_atoms(bulk("NaCl", "rocksalt", a=5.64)))
+    >>> stats["mean_coordination"], round(stats["mean_bond_ionicity"], 2)
+    (6.0, 2.23)
+    >>> stats["fraction_metal_metal_bonds"], round(stats["volume_per_atom"], 2)
+    (0.0, 22.43)
+    """
+    atoms = _periodic_atoms(graph)
+    nodes, instances = bond_instances(graph)
+    numbers = [node_atomic_number(graph.nodes[node]) for node in nodes]
+    chi = [electronegativity(z) for z in numbers]
+    ionicity: list[float] = []
+    metal_metal = total = 0
+    for a, bonds in enumerate(instances):
+        for b, _, _ in bonds:
+            total += 1
+            metal_metal += is_metal(numbers[a]) and is_metal(numbers[b])
+            if chi[a] is not None and chi[b] is not None:
+                ionicity.append(abs(chi[a] - chi[b]))
+    return {
+        "odd_electrons": float(odd_electron_count(graph)),
+        "mean_coordination": total / len(nodes),
+        "mean_bond_ionicity": float(np.mean(ionicity)) if ionicity else 0.0,
+        "max_bond_ionicity": max(ionicity, default=0.0),
+        "fraction_metal_metal_bonds": metal_metal / total if total else 0.0,
+        "volume_per_atom": float(atoms.cell.volume) / len(atoms),
+    }

@@ -7,8 +7,6 @@ summarises it.
 from __future__ import annotations
 
 import math
-from collections import Counter
-from functools import reduce
 from typing import Any, Literal
 
 import networkx as nx
@@ -23,7 +21,6 @@ from .elements import (
     electronegativity,
     group,
     period,
-    valence_electrons,
 )
 from .errors import ImageOverflowWarning, StructureError
 from .graph import (
@@ -624,24 +621,10 @@ def _fill_composition(img: np.ndarray, graph: nx.Graph) -> None:
 
 
 def _odd_electrons(graph: nx.Graph) -> float:
-    """1.0 if a formula unit of the graph has an odd number of valence electrons, else 0.0.
+    """The ``odd_electrons`` channel: 1.0 if a formula unit has an odd electron count."""
+    from .environment import odd_electron_count
 
-    Implicit hydrogens (``num_hs``) count as atoms with one electron each, and a formal charge
-    ``q`` removes ``q`` electrons. A periodic structure's formula unit divides the element
-    counts (and the net charge) by their greatest common divisor; a molecule counts whole.
-    """
-    counts: Counter[int] = Counter()
-    electrons = charge = 0
-    for _, data in graph.nodes(data=True):
-        z, hydrogens = node_atomic_number(data), int(data.get("num_hs") or 0)
-        counts[z] += 1
-        counts[1] += hydrogens
-        charge += int(data.get("formal_charge") or 0)
-        electrons += valence_electrons(z) + hydrogens
-    unit = 1
-    if graph.graph.get("periodic"):
-        unit = reduce(math.gcd, [n for n in counts.values() if n], abs(charge))
-    return float((electrons - charge) // unit % 2)
+    return float(odd_electron_count(graph))
 
 
 def _framework_image(
