@@ -166,6 +166,15 @@ epochs and 0.873 for ``"composition"`` at 40 epochs. The recipe now trains 40 ep
 validation structures right in 420). Test accuracy of the four: 0.850, 0.865, 0.868 and 0.870;
 on the crystals of the 213-structure table 0.891, 0.891, 0.901 and 0.891, on the added ones
 0.722, 0.784, 0.763 and 0.804.
+
+Two more variants on the same splits: 60 epochs (seeds 0-9) gave mean last-epoch validation
+accuracy 0.887 against 0.885 (one validation structure in 420) and test accuracy 0.890 +-
+0.063 against 0.868 +- 0.082 (356 and 347 of 400 right); validation decides, and it does
+not tell the two apart, so the recipe keeps 40 epochs and the test figure is reported, not
+used. A weight decay of 5e-4 (Adam's L2 term) gave the same validation and test accuracy as
+this recipe on every one of split seeds 0-4. The crystals' random forest on composition
+statistics and bond numbers scores 0.897 +- 0.069 on these splits
+(:mod:`~andersonn_lab.deq.baselines`); no model tried reaches 0.92 on this table.
 """
 
 _COMMON: dict[str, dict[str, Any]] = {
