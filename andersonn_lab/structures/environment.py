@@ -29,9 +29,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections import Counter
 from dataclasses import dataclass
-from functools import reduce
 from typing import Any
 
 import networkx as nx
@@ -42,9 +40,9 @@ from scipy.spatial import cKDTree
 
 from .bonds import is_metal
 from .crystals import density_g_cm3, to_atoms
-from .elements import electronegativity, valence_electrons
+from .elements import electronegativity
 from .errors import StructureError
-from .graph import bond_instances, describe, node_atomic_number
+from .graph import bond_instances, describe, has_odd_electron_count, node_atomic_number
 
 __all__ = [
     "DEFAULT_VDW_RADIUS",
@@ -54,7 +52,6 @@ __all__ = [
     "bonding_statistics",
     "equivalent_atoms",
     "framework_descriptors",
-    "odd_electron_count",
     "periodic_pairs",
 ]
 
@@ -364,39 +361,6 @@ def equivalent_atoms(graph: nx.Graph, decimals: int = 2) -> list[int]:
         colours, n_colours = new, len(set(new))
 
 
-def odd_electron_count(graph: nx.Graph) -> bool:
-    """True if a formula unit of the structure has an odd number of valence electrons.
-
-    Electron counting in its simplest form: a solid whose formula unit holds an odd number of
-    electrons cannot fill its bands with pairs, so it is metallic unless correlation or a
-    larger cell intervenes. Implicit hydrogens (``num_hs``) count as atoms with one electron
-    each, and a formal charge ``q`` removes ``q`` electrons. A periodic structure's formula
-    unit divides the element counts (and the net charge) by their greatest common divisor; a
-    molecule counts whole.
-
-    Examples
-    --------
-    >>> from ase.build import bulk
-    >>> from andersonn_lab.structures import from_atoms
-    >>> odd_electron_count(from_atoms(bulk("Na", "bcc", a=4.23)))
-    True
-    >>> odd_electron_count(from_atoms(bulk("NaCl", "rocksalt", a=5.64)))  # 1 + 7 electrons
-    False
-    """
-    counts: Counter[int] = Counter()
-    electrons = charge = 0
-    for _, data in graph.nodes(data=True):
-        z, hydrogens = node_atomic_number(data), int(data.get("num_hs") or 0)
-        counts[z] += 1
-        counts[1] += hydrogens
-        charge += int(data.get("formal_charge") or 0)
-        electrons += valence_electrons(z) + hydrogens
-    unit = 1
-    if graph.graph.get("periodic"):
-        unit = reduce(math.gcd, [n for n in counts.values() if n], abs(charge))
-    return bool((electrons - charge) // unit % 2)
-
-
 BONDING_NAMES: tuple[str, ...] = (
     "odd_electrons",
     "mean_coordination",
@@ -412,7 +376,7 @@ def bonding_statistics(graph: nx.Graph) -> dict[str, float]:
     """Whole-structure numbers read from a crystal's bonds, named as :data:`BONDING_NAMES`.
 
     * ``odd_electrons``: 1.0 if a formula unit has an odd number of valence electrons
-      (:func:`odd_electron_count`), else 0.0;
+      (:func:`~andersonn_lab.structures.graph.has_odd_electron_count`), else 0.0;
     * ``mean_coordination``: the mean number of bonds per atom, periodic images included;
     * ``mean_bond_ionicity`` and ``max_bond_ionicity``: the mean and largest difference of
       Pauling electronegativity across a bond, over every bond instance (bonds to elements
@@ -454,7 +418,7 @@ def bonding_statistics(graph: nx.Graph) -> dict[str, float]:
             if chi[a] is not None and chi[b] is not None:
                 ionicity.append(abs(chi[a] - chi[b]))
     return {
-        "odd_electrons": float(odd_electron_count(graph)),
+        "odd_electrons": float(has_odd_electron_count(graph)),
         "mean_coordination": total / len(nodes),
         "mean_bond_ionicity": float(np.mean(ionicity)) if ionicity else 0.0,
         "max_bond_ionicity": max(ionicity, default=0.0),

@@ -17,11 +17,14 @@ nodes are the integer atom indices of the input (RDKit atom index or ASE atom in
 from __future__ import annotations
 
 import math
+from collections import Counter
+from functools import reduce
 from typing import Any
 
 import networkx as nx
 import numpy as np
 
+from .elements import valence_electrons
 from .errors import StructureError
 
 __all__ = [
@@ -30,6 +33,7 @@ __all__ = [
     "canonical_order",
     "coordination_numbers",
     "describe",
+    "has_odd_electron_count",
 ]
 
 MIN_DISTANCE = 0.5
@@ -88,6 +92,39 @@ def coordination_numbers(graph: nx.Graph) -> dict[Any, int]:
     return {
         node: int(round(deg)) for node, deg in graph.degree(weight="multiplicity")
     }  # self-loops count twice
+
+
+def has_odd_electron_count(graph: nx.Graph) -> bool:
+    """True if a formula unit of the structure has an odd number of valence electrons.
+
+    Electron counting in its simplest form: a solid whose formula unit holds an odd number of
+    electrons cannot fill its bands with pairs, so it is metallic unless correlation or a
+    larger cell intervenes. Implicit hydrogens (``num_hs``) count as atoms with one electron
+    each, and a formal charge ``q`` removes ``q`` electrons. A periodic structure's formula
+    unit divides the element counts (and the net charge) by their greatest common divisor; a
+    molecule counts whole.
+
+    Examples
+    --------
+    >>> from ase.build import bulk
+    >>> from andersonn_lab.structures import from_atoms
+    >>> has_odd_electron_count(from_atoms(bulk("Na", "bcc", a=4.23)))
+    True
+    >>> has_odd_electron_count(from_atoms(bulk("NaCl", "rocksalt", a=5.64)))  # 1 + 7 electrons
+    False
+    """
+    counts: Counter[int] = Counter()
+    electrons = charge = 0
+    for _, data in graph.nodes(data=True):
+        z, hydrogens = node_atomic_number(data), int(data.get("num_hs") or 0)
+        counts[z] += 1
+        counts[1] += hydrogens
+        charge += int(data.get("formal_charge") or 0)
+        electrons += valence_electrons(z) + hydrogens
+    unit = 1
+    if graph.graph.get("periodic"):
+        unit = reduce(math.gcd, [n for n in counts.values() if n], abs(charge))
+    return bool((electrons - charge) // unit % 2)
 
 
 def check_positions(positions: np.ndarray, label: str) -> None:

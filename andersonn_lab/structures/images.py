@@ -29,6 +29,7 @@ from .graph import (
     canonical_order,
     canonical_ranks,
     describe,
+    has_odd_electron_count,
     node_atomic_number,
 )
 from .pores import VOID_RADII
@@ -427,7 +428,7 @@ def node_neighbor_image(
             _fill_elements(img[3:6], img[1], z[rows])
         if encoding in ("electrons", "composition"):
             diag = np.arange(len(rows))
-            img[6, diag, diag] = _odd_electrons(graph)
+            img[6, diag, diag] = float(has_odd_electron_count(graph))
         if encoding == "composition":
             _fill_composition(img[7:], graph)
         if encoding == "charges":
@@ -618,13 +619,6 @@ def _fill_composition(img: np.ndarray, graph: nx.Graph) -> None:
     diag = np.arange(n)
     for channel, (name, scale) in enumerate(COMPOSITION_GLOBAL_SCALES.items()):
         img[channel, diag, diag] = stats[name] / scale
-
-
-def _odd_electrons(graph: nx.Graph) -> float:
-    """The ``odd_electrons`` channel: 1.0 if a formula unit has an odd electron count."""
-    from .environment import odd_electron_count
-
-    return float(odd_electron_count(graph))
 
 
 def _framework_image(
