@@ -345,6 +345,18 @@ CLICK_UNTIL_JS = """
 })
 """
 
+# Keep every text ``status`` shows from now on in ``status.__seen`` (a MutationObserver sees
+# each change, even one that a later message replaces before the page next paints).
+WATCH_TEXTS_JS = """
+el => {
+  el.__seen = [];
+  if (!el.__watcher) {
+    el.__watcher = new MutationObserver(() => el.__seen.push(el.textContent));
+    el.__watcher.observe(el, {childList: true, characterData: true, subtree: true});
+  }
+}
+"""
+
 # How long the page takes to answer: the delay of a 0 ms timeout, in ms.
 RESPONSE_JS = """
 () => new Promise(resolve => { const t = performance.now();
@@ -370,10 +382,21 @@ def test_explorer_stop_ends_a_long_run_at_once(page: Any) -> None:
     # below and the click; then the click found nothing to stop, and the run is tried again.
     response: list[float] = []
     for _attempt in range(3):
+        status.evaluate(WATCH_TEXTS_JS)
         run.click()
-        page.wait_for_function(
-            "el => /solving/.test(el.textContent)", arg=status.element_handle(), timeout=30_000
-        )
+        # On a busy 2-core CI machine the kernel can take a while to answer the click, and
+        # the page can take the run's first and last status messages in one go; the watcher
+        # sees "solving" even then.
+        try:
+            page.wait_for_function(
+                "el => el.__seen.some(t => /solving/.test(t))",
+                arg=status.element_handle(),
+                timeout=120_000,
+            )
+        except Exception:
+            _screenshot(page, "explorer-run-not-started.png", out)
+            seen = status.evaluate("el => el.__seen")
+            pytest.fail(f"Run never started a solve in 120 s; the status showed {seen}")
         # The run draws live: wait until its line has grown on the page, then sample how
         # long the page takes to answer while it draws.
         page.wait_for_function(
