@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import time
 from collections import Counter
 
@@ -209,6 +210,18 @@ def test_citations_resolve(rows):
             refs = [k.strip() for k in row[key].split(";") if k.strip()]
             assert refs, (row["id"], key)
             assert all(k in references for k in refs), (row["id"], key, refs)
+
+
+def test_checked_citations_name_the_page_they_were_checked_against():
+    """``citation_checked = yes`` exactly where ``checked_against`` gives web addresses."""
+    with (crystals.CRYSTALS_DIR / crystals.REFERENCES_FILE).open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["citation_checked"] for row in rows} <= {"yes", "no"}
+    for row in rows:
+        addresses = row["checked_against"].split()
+        assert (row["citation_checked"] == "yes") == bool(addresses), row["key"]
+        assert all(a.startswith(("http://", "https://")) for a in addresses), row["key"]
+    assert sum(row["citation_checked"] == "yes" for row in rows) >= 14
 
 
 def test_entry_info(by_id):
