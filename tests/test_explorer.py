@@ -325,6 +325,35 @@ def test_sweep_button_fills_the_crossover_panel():
     assert marks.mode == "markers" and marks.marker.symbol == "x" and len(marks.x) == 4
 
 
+def test_sliders_show_the_settings_given_in_code_not_their_range_ends():
+    ex = ConvergenceExplorer(
+        threaded=False,
+        auto_run=False,
+        spectrum_panel=False,
+        problem="linear",
+        dim=24,
+        tol=1e-14,
+        max_iter=5000,
+        radius=0.999,
+        lam=1e-12,
+        m=64,
+    )
+    assert ex.tol.value == pytest.approx(1e-14, rel=1e-9, abs=0) and ex.tol.min == -14
+    assert ex.lam.value == pytest.approx(1e-12, rel=1e-9, abs=0)
+    assert ex.max_iter.value == 5000 and ex.m.value == 64
+    assert ex.radius.value == 0.999
+    # the readout (a d3 format; Python's reads ".3g" the same) tells 0.999 from 1
+    assert format(ex.radius.value, ex.radius.readout_format) == "0.999"
+    assert ex.controller.settings.tol == 1e-14  # the controller's value, unclamped
+
+
+def test_crossover_title_asks_for_a_sweep_until_one_ran():
+    ex = explorer()
+    assert ex.crossover_fig.layout.title.text.endswith("(press Sweep m)")
+    ex.sweep_button.click()
+    assert ex.crossover_fig.layout.title.text == "crossover: cost against window m"
+
+
 def test_extreme_and_invalid_widget_values_show_in_the_status_line():
     ex = explorer()
     with warnings.catch_warnings():

@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import html
+import math
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -53,6 +54,31 @@ on in the worker thread after the explorer is displayed (drawn live, and Stop en
 
 SLIDER_STYLE = {"description_width": "90px"}
 SLIDER_LAYOUT = w.Layout(width="330px")
+
+
+def slider_range(value: Any, low: float, high: float, *, log: bool = False) -> dict[str, float]:
+    """``min`` and ``max`` of a slider, widened to hold ``value``.
+
+    A slider shows a value outside its range at the nearest end (a tolerance of 1e-14 as
+    1e-12), so a setting given in code would be shown wrong. ``log``: ``low`` and ``high``
+    are powers of ten (a ``FloatLogSlider``). Values that are not finite numbers (or not
+    positive, for ``log``) leave the range as it is; the explorer's status reports them.
+
+    Examples
+    --------
+    >>> slider_range(1e-14, -12, -1, log=True)
+    {'min': -14, 'max': -1}
+    >>> slider_range(5000, 1, 1000), slider_range(0.5, 0.05, 1.5)
+    ({'min': 1, 'max': 5000}, {'min': 0.05, 'max': 1.5})
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return {"min": low, "max": high}
+    if log:
+        if value <= 0:
+            return {"min": low, "max": high}
+        power = math.log10(value)
+        return {"min": min(low, math.floor(power)), "max": max(high, math.ceil(power))}
+    return {"min": min(low, value), "max": max(high, value)}
 
 
 def sync_traces(fig: go.FigureWidget, traces: Sequence[PlotTrace], drawn: list) -> list:
@@ -200,15 +226,20 @@ class ConvergenceExplorer:
         s = self.controller.settings
         common = {"style": SLIDER_STYLE, "layout": SLIDER_LAYOUT}
         self.method = w.ToggleButtons(options=list(METHODS), value=s.method, description="solver")
-        self.m = w.IntSlider(value=s.m, min=0, max=50, description="window m", **common)
+        self.m = w.IntSlider(
+            value=s.m, **slider_range(s.m, 0, 50), description="window m", **common
+        )
         self.beta = w.FloatSlider(
-            value=s.beta, min=0.05, max=2.0, step=0.05, description="mixing β", **common
+            value=s.beta,
+            **slider_range(s.beta, 0.05, 2.0),
+            step=0.05,
+            description="mixing β",
+            **common,
         )
         self.lam = w.FloatLogSlider(
             value=s.lam if s.lam > 0 else 1e-4,
             base=10,
-            min=-10,
-            max=0,
+            **slider_range(s.lam, -10, 0, log=True),
             step=0.5,
             description="ridge λ",
             readout_format=".0e",
@@ -218,15 +249,17 @@ class ConvergenceExplorer:
         self.tol = w.FloatLogSlider(
             value=s.tol,
             base=10,
-            min=-12,
-            max=-1,
+            **slider_range(s.tol, -12, -1, log=True),
             step=1,
             description="tolerance",
             readout_format=".0e",
             **common,
         )
         self.max_iter = w.IntSlider(
-            value=s.max_iter, min=1, max=1000, description="max iter", **common
+            value=s.max_iter,
+            **slider_range(s.max_iter, 1, 1000),
+            description="max iter",
+            **common,
         )
         self.compare = w.Checkbox(
             value=s.compare,
@@ -238,9 +271,9 @@ class ConvergenceExplorer:
         )
         self.radius = w.FloatSlider(
             value=s.radius,
-            min=0.05,
-            max=1.5,
+            **slider_range(s.radius, 0.05, 1.5),
             step=0.01,
+            readout_format=".3g",  # 0.999, not "1.00", where forward iteration need not converge
             description="radius ρ",
             continuous_update=False,
             **common,
@@ -248,8 +281,7 @@ class ConvergenceExplorer:
         self.spectrum = w.Dropdown(options=list(SPECTRA), value=s.spectrum, description="spectrum")
         self.dim = w.IntSlider(
             value=s.dim,
-            min=2,
-            max=2000,
+            **slider_range(s.dim, 2, 2000),
             step=2,
             description="dimension",
             continuous_update=False,
@@ -470,7 +502,7 @@ class ConvergenceExplorer:
         """Copy the sweep's plot data into :attr:`crossover_fig`."""
         traces = self.controller.crossover_data()
         title = "crossover: cost against window m"
-        if not traces:
+        if not any(trace.x for trace in traces):
             title += " (press Sweep m)"
         with self._draw_lock:
             self._drawn_crossover = sync_traces(self.crossover_fig, traces, self._drawn_crossover)
