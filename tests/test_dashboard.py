@@ -84,6 +84,18 @@ def test_compare_draws_both_runs_with_recorded_values():
     assert board.controller.status.level == "warning"
 
 
+def test_without_validation_data_no_validation_legend_or_title():
+    board = TrainingDashboard.compare(
+        {"anderson": {"model": TINY}}, _data(), epochs=1, threaded=False, interval=0, **FAST
+    )
+    board.run()
+    for fig, metric in ((board.loss_fig, "loss"), (board.accuracy_fig, "accuracy")):
+        assert [t.name for t in fig.data] == ["anderson"]  # no empty "(val_...)" rows
+        assert fig.layout.title.text == f"{metric} per batch"
+    with_val = TrainingDashboard.compare({"anderson": {"model": TINY}}, _data(), _data())
+    assert "dots: validation" in with_val.loss_fig.layout.title.text
+
+
 def test_stop_button_ends_at_batch_boundary_and_leaves_checkpoints(tmp_path):
     data = _data(16)  # 4 batches per epoch
     model = DEQClassifier(3, 2, **TINY)

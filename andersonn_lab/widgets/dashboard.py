@@ -168,6 +168,8 @@ class TrainingDashboard:
         self.table = w.HTML()
         self.figs: dict[str, go.FigureWidget] = {}
         for name, (title, ylabel, ytype) in PANELS.items():
+            if self.controller.val_set is None:  # no validation dots to explain
+                title = title.replace("(lines: batches, dots: validation)", "per batch")
             layout: dict[str, Any] = {
                 "height": 300,
                 "width": 520,

@@ -447,7 +447,11 @@ class DashboardController(WorkerController):
         ]
 
     def panels(self) -> dict[str, list[TraceData]]:
-        """Everything the dashboard draws, by panel: loss, accuracy, iterations, time."""
+        """Everything the dashboard draws, by panel: loss, accuracy, iterations, time.
+
+        The loss and accuracy panels have validation points only when there is a
+        validation set.
+        """
         iterations = []
         for fwd, bwd in zip(
             self.curves("fwd_iter_mean"), self.curves("bwd_iter_mean"), strict=True
@@ -460,9 +464,10 @@ class DashboardController(WorkerController):
                     f"{bwd.name} backward", bwd.x, bwd.y, bwd.color, dash="dash", group=bwd.name
                 )
             )
+        validated = self.val_set is not None  # without validation data, no empty legend rows
         return {
-            "loss": self.curves("loss") + self.epoch_points("val_loss"),
-            "accuracy": self.curves("acc") + self.epoch_points("val_acc"),
+            "loss": self.curves("loss") + (self.epoch_points("val_loss") if validated else []),
+            "accuracy": self.curves("acc") + (self.epoch_points("val_acc") if validated else []),
             "iterations": iterations,
             "time": self.time_split(),
         }
