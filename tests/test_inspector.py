@@ -204,6 +204,9 @@ def test_widget_click_select_and_viewers(task):
     model = _model()
     inspector = MisclassificationInspector(model, task)
     ctrl = inspector.controller
+    structure_panels = (inspector.prob_fig, inspector.residual_fig, inspector.atom_fig)
+    # before a choice, the empty panels say what to do
+    assert all("choose a cell" in fig.layout.title.text for fig in structure_panels)
     heat = inspector.confusion_fig.data[0]
     assert np.array_equal(np.array(heat.z), ctrl.confusion)
     t, p = int(ctrl.labels[0]), int(ctrl.predicted[0])
@@ -216,6 +219,7 @@ def test_widget_click_select_and_viewers(task):
     assert list(inspector.residual_fig.data[0].y) == pytest.approx(detail.residuals.tolist())
     assert np.array(inspector.attribution_fig.data[0].z).shape == (SIZE, SIZE)
     assert list(inspector.atom_fig.data[0].y) == pytest.approx(list(detail.atom_scores.values()))
+    assert not any("choose" in fig.layout.title.text for fig in structure_panels)
     assert set(inspector.viewer_widgets) == {"structure", "image"}
     structure = inspector.viewer_widgets["structure"]
     nodes = structure.controller.scene.nodes

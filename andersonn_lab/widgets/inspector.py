@@ -102,6 +102,10 @@ def short_names(names: list[str], most: int = SHORT_NAME) -> list[str]:
     return cut
 
 
+CHOOSE_HINT = "(choose a cell, then a structure)"
+"""Title of a structure's panels until one is chosen (a newcomer sees empty axes first)."""
+
+
 def _figure(
     title: str, height: int = 280, width: int = 420, css: str = "", **layout: Any
 ) -> go.FigureWidget:
@@ -214,14 +218,14 @@ class MisclassificationInspector:
         self.structures.observe(self._on_structure, "value")
         # Every panel's traces are made once; a structure is drawn by updating them in place.
         self.prob_fig = _figure(
-            "class probabilities",
+            f"class probabilities {CHOOSE_HINT}",
             css="inspector-probabilities",
             yaxis={"range": [0, 1], "title": {"text": "p"}},
             xaxis={"type": "category"},
         )
         self.prob_fig.add_bar(x=self.axis_names, y=[0.0] * len(names), name="p")
         self.residual_fig = _figure(
-            "forward solve of this structure",
+            f"forward solve {CHOOSE_HINT}",
             css="inspector-residuals",
             xaxis={"title": {"text": "iteration"}},
             yaxis={
@@ -250,7 +254,7 @@ class MisclassificationInspector:
         )
         self.attribution_fig.add_heatmap(z=[], colorscale="RdBu", zmid=0)
         self.atom_fig = _figure(
-            "atom attribution Σ|grad × input|",
+            f"atom attribution {CHOOSE_HINT}",
             css="inspector-atoms",
             yaxis={"title": {"text": "score"}},
         )
