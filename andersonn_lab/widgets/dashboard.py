@@ -51,8 +51,8 @@ LEVEL_STYLE = {
 }
 
 PANELS = {
-    "loss": ("loss (lines: batches, dots: validation)", "cross-entropy", "linear"),
-    "accuracy": ("accuracy (lines: batches, dots: validation)", "accuracy", "linear"),
+    "loss": ("loss", "cross-entropy", "linear"),
+    "accuracy": ("accuracy", "accuracy", "linear"),
     "iterations": (
         "solver iterations per sample (solid: forward, dash: backward)",
         "steps",
@@ -61,6 +61,9 @@ PANELS = {
     "time": ("where the time goes", "seconds", "linear"),
 }
 """Title, y-axis label and y-axis type of each panel."""
+
+PER_BATCH_PANELS = {"loss", "accuracy"}
+"""Panels of per-batch lines, with a dot per epoch where there is a validation set."""
 
 
 def _plain(values: Sequence[Any]) -> list[Any]:
@@ -168,8 +171,9 @@ class TrainingDashboard:
         self.table = w.HTML()
         self.figs: dict[str, go.FigureWidget] = {}
         for name, (title, ylabel, ytype) in PANELS.items():
-            if self.controller.val_set is None:  # no validation dots to explain
-                title = title.replace("(lines: batches, dots: validation)", "per batch")
+            if name in PER_BATCH_PANELS:
+                validated = self.controller.val_set is not None
+                title += " (lines: batches, dots: validation)" if validated else " per batch"
             layout: dict[str, Any] = {
                 "height": 300,
                 "width": 520,
