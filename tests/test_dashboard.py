@@ -75,6 +75,7 @@ def test_compare_draws_both_runs_with_recorded_values():
     assert bars[0].y[0] == pytest.approx(split["forward"])
     assert bars[2].y[0] == pytest.approx(split["other"])
     assert "anderson" in board.table.value and "done" in board.status.value
+    assert "val acc" in board.table.value
     # Two steps: whole-number ticks on the step axes, not 0.5, 1.5, 2.5
     for fig in (board.loss_fig, board.accuracy_fig, board.iterations_fig):
         assert fig.layout.xaxis.dtick == 1
@@ -92,6 +93,7 @@ def test_without_validation_data_no_validation_legend_or_title():
     for fig, metric in ((board.loss_fig, "loss"), (board.accuracy_fig, "accuracy")):
         assert [t.name for t in fig.data] == ["anderson"]  # no empty "(val_...)" rows
         assert fig.layout.title.text == f"{metric} per batch"
+    assert "last loss" in board.table.value and "val acc" not in board.table.value
     with_val = TrainingDashboard.compare({"anderson": {"model": TINY}}, _data(), _data())
     assert "dots: validation" in with_val.loss_fig.layout.title.text
 

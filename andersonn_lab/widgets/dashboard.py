@@ -320,6 +320,8 @@ class TrainingDashboard:
             ("time_backward", "bwd solve s", "{:.2f}"),
             ("time_other", "other s", "{:.2f}"),
         )
+        if self.controller.val_set is None:  # a column of dashes says nothing
+            heads = tuple(h for h in heads if h[0] != "val_acc")
         head = "".join(f"<th style='padding:2px 8px'>{label}</th>" for _, label, _ in heads)
         body = ""
         for row in rows:
