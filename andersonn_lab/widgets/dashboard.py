@@ -172,7 +172,7 @@ class TrainingDashboard:
         self.figs: dict[str, go.FigureWidget] = {}
         for name, (title, ylabel, ytype) in PANELS.items():
             if name in PER_BATCH_PANELS:
-                validated = self.controller.val_set is not None
+                validated = self.controller.validated
                 title += " (lines: batches, dots: validation)" if validated else " per batch"
             layout: dict[str, Any] = {
                 "height": 300,
@@ -320,7 +320,7 @@ class TrainingDashboard:
             ("time_backward", "bwd solve s", "{:.2f}"),
             ("time_other", "other s", "{:.2f}"),
         )
-        if self.controller.val_set is None:  # a column of dashes says nothing
+        if not self.controller.validated:  # a column of dashes says nothing
             heads = tuple(h for h in heads if h[0] != "val_acc")
         head = "".join(f"<th style='padding:2px 8px'>{label}</th>" for _, label, _ in heads)
         body = ""

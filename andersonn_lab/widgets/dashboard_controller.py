@@ -254,6 +254,11 @@ class DashboardController(WorkerController):
         self._runs = prepared
 
     @property
+    def validated(self) -> bool:
+        """Whether the runs are scored on a validation set (a dot per epoch, a "val acc")."""
+        return self.val_set is not None
+
+    @property
     def models(self) -> dict[str, nn.Module]:
         """Run name → its model (trained in place)."""
         return {run.name: run.model for run in self._runs}
@@ -464,7 +469,7 @@ class DashboardController(WorkerController):
                     f"{bwd.name} backward", bwd.x, bwd.y, bwd.color, dash="dash", group=bwd.name
                 )
             )
-        validated = self.val_set is not None  # without validation data, no empty legend rows
+        validated = self.validated  # without validation data, no empty legend rows
         return {
             "loss": self.curves("loss") + (self.epoch_points("val_loss") if validated else []),
             "accuracy": self.curves("acc") + (self.epoch_points("val_acc") if validated else []),
